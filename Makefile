@@ -1,0 +1,58 @@
+# clipguard — one-command setup and test. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CG := $(VENV)/bin/clipguard
+DATA ?= data/corpus
+SEED ?= 0
+
+APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev \
+	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev
+
+.PHONY: setup system-deps venv test test-all lint corpus validate clean help
+
+help:
+	@echo "make setup     install Debian packages, .venv and pinned Python deps"
+	@echo "make test      run the test suite (fast tests; slow ones: make test-all)"
+	@echo "make corpus    generate the synthetic corpus into $(DATA) (SEED=$(SEED))"
+	@echo "make validate  validate $(DATA) (accepted / quarantine / report)"
+
+setup: system-deps venv
+
+# Debian packages: ffmpeg (CLI) and the libav* headers that vpdq builds against.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "Debian packages present"; fi
+
+$(VENV)/.stamp-deps: requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=25"
+	# the CPU torch wheel first, so nothing later resolves a CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt -c constraints.txt
+	$(PIP) install -q --no-deps -e .
+	$(PIP) check
+	touch $@
+
+venv: $(VENV)/.stamp-deps
+
+test:
+	$(PY) -m pytest -q -m "not slow"
+
+test-all:
+	$(PY) -m pytest -q
+
+corpus:
+	$(CG) data synth --out $(DATA) --seed $(SEED)
+
+validate:
+	$(CG) data validate $(DATA)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

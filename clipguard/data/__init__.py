@@ -1,0 +1,1 @@
+"""Data: the clip/pair contract, validation with quarantine, and the synthetic corpus."""
