@@ -207,7 +207,9 @@ def iter_frames(
         except av.error.FFmpegError as e:  # type: ignore[attr-defined]
             raise MediaError(path, "decode_error", f"at t={target:.2f}s: {e}") from e
         # past the last frame: it stands for the remaining sampling times of the window
-        while prev is not None and target < stop - 1e-9 and math.isfinite(stop):
+        # (to the end of the window, or up to the last frame's time when no end was given)
+        last = float(prev.time) if prev is not None else -math.inf
+        while prev is not None and target < stop - 1e-9 and (math.isfinite(stop) or target <= last + 1e-6):
             yield emit(prev, target)
             k += 1
             target = start + k / fps
