@@ -108,3 +108,19 @@ REASONS = {
     "no_audio": "the media has no audio track (quarantined only when configured)",
     "variable_frame_rate": "the media has a variable frame rate (quarantined only when configured)",
 }
+
+
+def data_version(root: Path | str) -> str:
+    """Version of a validated data root: a short hash of its accepted manifests.
+
+    Every downstream artifact (features, models, indexes) records it as lineage.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("clips.parquet", "pairs.parquet"):
+        p = Path(root) / VALIDATED_DIR / name
+        if p.is_file():
+            h.update(name.encode())
+            h.update(p.read_bytes())
+    return "d" + h.hexdigest()[:12]
