@@ -86,16 +86,27 @@ def data_validate(
     pairs: Annotated[Optional[Path], typer.Option(help="pair manifest (default ROOT/manifests/pairs.parquet)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default ROOT/validated)")] = None,
     force: Annotated[bool, typer.Option(help="re-run even if inputs are unchanged")] = False,
+    strict: Annotated[bool, typer.Option(help="exit 1 when any row is quarantined")] = False,
 ) -> None:
-    """Validate manifests and media; write accepted rows, quarantine, and a report."""
+    """Validate manifests and media; write accepted rows, quarantine, and a report.
+
+    Bad rows never stop the run: they go to validated/*_quarantine.parquet with reasons.
+    """
     from clipguard.data.validate import validate_manifests
 
     cfg = _cfg(ctx)
     if not root.is_dir():
         console.print(f"[red]error:[/red] data root {root} is not a folder")
         raise typer.Exit(2)
-    result = validate_manifests(root, cfg, clips_path=clips, pairs_path=pairs, out_dir=out, force=force)
-    typer.echo(json.dumps(result.counts(), indent=2))
+    try:
+        result = validate_manifests(root, cfg, clips_path=clips, pairs_path=pairs, out_dir=out, force=force)
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    console.print(f"report: {result.html_path}")
+    quarantined = result.clips.quarantined + (result.pairs.quarantined if result.pairs else 0)
+    if strict and quarantined:
+        raise typer.Exit(1)
 
 
 @data_app.command("ingest")
