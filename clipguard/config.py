@@ -121,6 +121,299 @@ class EncoderConfig(_Section):
     checkpoint_dir: str | None = Field(None, description="gpu profile: local checkpoint directory")
 
 
+class PretrainConfig(_Section):
+    """Self-supervised encoder pretraining (clipguard.encoders.pretrain): MoCo, MoCo + CLIP."""
+
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=2, description="clips per step (the last partial batch is dropped)")
+    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (warm-up, then cosine decay)")
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    queue_size: int = Field(
+        256, ge=1, description="MoCo negatives; keep it below the number of training clips"
+    )
+    momentum: float = Field(0.99, ge=0, lt=1, description="key-encoder EMA momentum")
+    temperature: float = Field(0.1, gt=0, description="MoCo InfoNCE temperature")
+    clip_temperature: float = Field(0.1, gt=0, description="CLIP loss temperature")
+    clip_weight: float = Field(1.0, ge=0, description="weight of the CLIP terms in moco_clip")
+    frames_per_view: int = Field(4, ge=1, description="frames sampled from a clip for one view")
+    augment_strength: float = Field(1.0, ge=0, le=2, description="scales augmentation ranges/probabilities")
+    max_clips: int | None = Field(None, ge=2, description="cap on training clips (None = all)")
+    eval_ks: tuple[int, ...] = (1, 5)
+    torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
+
+
+class FeaturesConfig(_Section):
+    """Frozen-encoder feature extraction (clipguard.features.extract)."""
+
+    batch_size: int = Field(16, ge=1, description="clips encoded together")
+    shard_clips: int = Field(128, ge=1, description="clips per array shard (the unit of resume)")
+    text_max_tokens: int = Field(64, ge=2, description="text tokens stored per clip (the paper: 64)")
+    audio_tokens_per_second: float = Field(1.0, gt=0, description="Whisper states are pooled to this rate")
+    prefetch: int = Field(1, ge=0, description="batches decoded ahead in a background thread")
+    torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
+
+
+class FeastConfig(_Section):
+    """The Feast feature store (clipguard.features.store, feature_repo/).
+
+    Locally the registry and the online store are SQLite files under
+    ``<work_dir>/<dir>``; on the cluster set ``online_store: redis`` and a SQL
+    ``registry_url`` (PostgreSQL). Each encoder version is its own Feast project.
+    """
+
+    dir: str = Field("feast", description="registry/online store directory, relative to work_dir")
+    registry_file: str = Field("registry.db", description="SQLite registry file (when registry_url is None)")
+    registry_url: str | None = Field(
+        None, description="SQLAlchemy URL of a SQL registry, e.g. postgresql+psycopg://user@host/feast"
+    )
+    registry_cache_ttl_seconds: int = Field(
+        60, ge=0, description="how long readers cache the registry (0 = forever)"
+    )
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    online_store_file: str = Field("online_store.db", description="SQLite online store file")
+    redis_connection_string: str = Field("localhost:6379", description="host:port[,db=0,password=...]")
+    ttl_days: float = Field(
+        365.0,
+        gt=0,
+        description="feature view TTL: a label joins features stamped at most this long before it",
+    )
+
+
+class DriftConfig(_Section):
+    """Data-drift watch (clipguard.monitoring.drift): Evidently ``DataDriftPreset`` on numeric features.
+
+    Each clip becomes a few numeric columns (PCA components of its embeddings plus the PCA
+    residual, text/audio statistics, the student's score). A column drifts when its
+    normed Wasserstein distance (an effect size: it does not grow with the number of
+    clips, unlike a p-value) reaches ``stattest_threshold``; columns with at most
+    ``discrete_max_values`` distinct reference values (flags, near-constant counts) use
+    PSI instead, because a distance normed by a tiny spread explodes. A day drifts when
+    the share of drifted columns reaches ``drift_share``. The module docstring of
+    clipguard.monitoring.drift explains the defaults.
+    """
+
+    projection_dims: int = Field(4, ge=1, description="PCA components kept per embedding column")
+    groups: tuple[Literal["visual", "text_embedding", "text_stats", "audio", "score"], ...] = (
+        "visual",
+        "text_embedding",
+        "text_stats",
+        "audio",
+        "score",
+    )
+    drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted columns that raises drift")
+    stattest: str = Field("wasserstein", description="Evidently stat test for continuous columns")
+    stattest_threshold: float = Field(0.2, gt=0, description="threshold of `stattest`")
+    discrete_stattest: str = Field("psi", description="stat test for flag / near-constant columns")
+    discrete_threshold: float = Field(0.1, gt=0, description="threshold of `discrete_stattest`")
+    discrete_max_values: int = Field(
+        2, ge=1, description="columns with at most this many distinct reference values are discrete"
+    )
+    per_column_stattest: dict[str, str] = Field(default_factory=dict, description="column -> stat test override")
+    per_column_threshold: dict[str, float] = Field(
+        default_factory=dict, description="column -> threshold override"
+    )
+    min_current_rows: int = Field(100, ge=1, description="periods with fewer clips are not evaluated")
+
+
+class AlertConfig(_Section):
+    """Alert delivery (clipguard.monitoring.alerts): Alertmanager-compatible webhook JSON.
+
+    ``webhook_url=None`` logs alerts only. Delivery retries connection errors, timeouts,
+    429 and 5xx with exponential backoff and jitter; the whole delivery never takes longer
+    than ``max_total_s`` and never raises.
+    """
+
+    webhook_url: str | None = Field(None, description="receiver URL; None = alerts are only logged")
+    timeout_s: float = Field(5.0, gt=0, description="per-attempt connect/read timeout")
+    retries: int = Field(3, ge=0, description="retries after the first attempt")
+    backoff_base_s: float = Field(0.5, ge=0, description="first backoff; doubles per retry")
+    backoff_max_s: float = Field(8.0, ge=0, description="cap of one backoff")
+    max_total_s: float = Field(30.0, gt=0, description="bound on the whole delivery, all attempts included")
+    receiver: str = Field("clipguard", description="Alertmanager receiver name in the payload")
+    severity: str = "warning"
+    external_url: str = Field("", description="externalURL of the payload (e.g. the pipeline UI)")
+    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert (team, env)")
+
+
+class RegistryConfig(_Section):
+    """MLflow tracking and the model registry (clipguard.registry).
+
+    Locally runs and registered models live in ``<work_dir>/mlflow.db`` (SQLite) and
+    artifacts under ``<work_dir>/mlartifacts``; on a cluster set ``tracking_uri`` (or the
+    ``MLFLOW_TRACKING_URI`` environment variable) to the MLflow server.
+    """
+
+    tracking_uri: str | None = Field(
+        None, description="None: $MLFLOW_TRACKING_URI if set, else sqlite:///<work_dir>/mlflow.db"
+    )
+    artifact_location: str | None = Field(
+        None, description="new experiments' artifact root; None: <work_dir>/mlartifacts (server default for http)"
+    )
+    experiment: str = Field("clipguard", description="MLflow experiment of clipguard runs")
+    models: dict[str, str] = Field(
+        default_factory=lambda: {
+            "teacher": "clipguard-teacher",
+            "student": "clipguard-student",
+            "encoder": "clipguard-encoder",
+            "index": "clipguard-index",
+        },
+        description="model family -> registered model name",
+    )
+    policy_path: str = Field(
+        "model_registry/policy.yaml",
+        description="promotion gates; a relative path is looked up in the current directory, then the repo root",
+    )
+
+
+class TeacherConfig(_Section):
+    """MatchLM, the teacher (clipguard.models.matchlm): MatchLM2Lite §3.2, Appendix A.2 and D.2.
+
+    LLaVA-OneVision (SigLIP vision tower + Qwen2 language model) with a Whisper audio branch.
+    ``local`` builds a tiny model from these sizes (random init); ``gpu`` sets the
+    LLaVA-OV-0.5B sizes and loads the weights from ``checkpoint_dir`` (Hugging Face format)
+    and ``audio_checkpoint_dir`` (a Whisper checkpoint) when they are set.
+    """
+
+    vision_image_size: int = Field(64, gt=0, description="SigLIP input size (px)")
+    vision_patch_size: int = Field(16, gt=0)
+    vision_hidden_size: int = Field(64, gt=0)
+    vision_intermediate_size: int = Field(128, gt=0)
+    vision_layers: int = Field(2, ge=1)
+    vision_heads: int = Field(2, ge=1)
+    text_hidden_size: int = Field(64, gt=0, description="Qwen2 hidden size")
+    text_intermediate_size: int = Field(128, gt=0)
+    text_layers: int = Field(2, ge=1)
+    text_heads: int = Field(4, ge=1)
+    text_kv_heads: int = Field(2, ge=1)
+    text_vocab_size: int | None = Field(
+        None, ge=1, description="Qwen2 vocabulary (None: the tokenizer's size; 151936 for Qwen2)"
+    )
+    text_max_positions: int = Field(8192, ge=64)
+    audio_d_model: int = Field(64, gt=0, description="Whisper encoder width")
+    audio_layers: int = Field(2, ge=1)
+    audio_heads: int = Field(4, ge=1)
+    audio_ffn_dim: int = Field(256, gt=0)
+    audio_mel_bins: int = Field(80, gt=0)
+    audio_window_seconds: int = Field(20, ge=1, description="audio per video seen by Whisper (paper: 30 s)")
+    frame_budget: int = Field(16, ge=2, description="frames of both videos of a pair together (A.2)")
+    min_frames: int = Field(4, ge=1, description="frames guaranteed to the shorter video (A.2)")
+    prompt: str = Field(
+        "Is the second video reproduced content of the first video?",
+        description="task prompt that starts the interleaved input (§3.2)",
+    )
+    max_text_tokens: int = Field(32, ge=0, description="tokens of each video's own text in the prompt")
+    head_hidden_size: int = Field(64, gt=0, description="shared projection of the multi-task head")
+    head_dropout: float = Field(0.1, ge=0, lt=1)
+    finetune: Literal["lora", "full"] = Field(
+        "full", description="lora: adapters + heads + projectors only (D.2); full: every weight"
+    )
+    lora_r: int = Field(32, ge=1)
+    lora_alpha: int = Field(64, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+    checkpoint_dir: str | None = Field(None, description="LLaVA-OneVision checkpoint directory (gpu)")
+    audio_checkpoint_dir: str | None = Field(None, description="Whisper checkpoint directory (gpu)")
+    tokenizer_path: str | None = Field(
+        None, description="tokenizer directory; None: checkpoint_dir if it has one, else MiniLM's"
+    )
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 2e-5, linear decay)")
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(4, ge=1, description="pairs per step (paper: 1 per GPU x 48)")
+    scheduler: Literal["linear", "cosine"] = "linear"
+
+    @model_validator(mode="after")
+    def _frames_fit(self) -> "TeacherConfig":
+        if 2 * self.min_frames > self.frame_budget:
+            raise ValueError("frame_budget must hold min_frames for both videos")
+        return self
+
+
+class StudentConfig(_Section):
+    """MatchLite, the student (clipguard.models.matchlite): MatchLM2Lite §3.3, Algorithm 1, A.1, D.1.
+
+    It reads the frozen encoders' cached token features (``visual_dim``/``audio_dim`` follow
+    ``cfg.encoders``, ``text_dim`` the MiniLM text encoder). Every query x candidate map is
+    laid on a fixed canvas (``max_*_tokens`` per modality) and pooled to ``grid_size`` before
+    the ResNet-34 decision module; longer inputs must be subsampled by the data loader.
+    """
+
+    modalities: Literal["v", "va", "vt", "vat"] = Field(
+        "vat", description="v: visual only; va/vt: + audio/text; vat: all (Table 2 ablation)"
+    )
+    visual_dim: int = Field(64, gt=0, description="Dv: Swin pooled size (local 64, Swin-T 768)")
+    audio_dim: int = Field(64, gt=0, description="Da: Whisper width (local 64, Whisper-small 768)")
+    text_dim: int = Field(384, gt=0, description="Dt: MiniLM token size")
+    max_visual_tokens: int = Field(24, ge=1, description="frames per clip (1 fps)")
+    max_audio_tokens: int = Field(24, ge=1, description="audio tokens per clip (1 per second)")
+    max_text_tokens: int = Field(64, ge=1, description="text tokens per clip (A.1: 64)")
+    hidden_size: int = Field(32, gt=0, description="common width d of the projections and BiXT (A.1: 64)")
+    bixt_heads: int = Field(8, ge=1)
+    bixt_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    conv_channels: int = Field(8, ge=1, description="channels of each enhanced visual map E^m")
+    grid_size: int = Field(16, ge=4, description="side of the map grid fed to the ResNet")
+    resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    head_hidden_size: int = Field(64, gt=0)
+    head_dropout: float = Field(0.1, ge=0, lt=1)
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 1e-4, cosine annealing)")
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1, description="pairs per step (paper: 16 per GPU)")
+    scheduler: Literal["linear", "cosine"] = "cosine"
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "StudentConfig":
+        if self.hidden_size % self.bixt_heads:
+            raise ValueError("hidden_size must be a multiple of bixt_heads")
+        return self
+
+
+class DistillConfig(_Section):
+    """Stage-2 knowledge distillation (clipguard.models.kd): MatchLM2Lite §3.4.2, eq. 3-6, B.3.
+
+    ``L = L_class + lambda_emb * L_emb + lambda_logits * L_logits`` (eq. 6 with both weights
+    = lambda = 1.5); ``mode`` switches terms off for the Table 5/6 ablation.
+    """
+
+    mode: Literal["both", "logits", "embeddings", "off"] = "both"
+    lambda_emb: float = Field(1.5, ge=0)
+    lambda_logits: float = Field(1.5, ge=0)
+    temperature: float = Field(2.0, gt=0, description="softmax temperature T of eq. 4 (not given in the paper)")
+    logit_tasks: tuple[str, ...] = Field(("rci",), description="tasks whose logits are distilled")
+
+
+class ModelsConfig(_Section):
+    """The RCI models: teacher, student, distillation, and their shared task set (eq. 1)."""
+
+    tasks: dict[str, int] = Field(
+        default_factory=lambda: {"rci": 2, "reason": 4, "edit": 11},
+        description="task -> classes; 'rci' is the main task; reason: visual/audio/text/none; "
+        "edit: none + the 10 train edit families",
+    )
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+
+    @model_validator(mode="after")
+    def _main_task(self) -> "ModelsConfig":
+        if self.tasks.get("rci") != 2:
+            raise ValueError("tasks must contain the main task 'rci' with 2 classes")
+        if any(n < 2 for n in self.tasks.values()):
+            raise ValueError("every task needs at least 2 classes")
+        unknown = set(self.distill.logit_tasks) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"distill.logit_tasks not in tasks: {sorted(unknown)}")
+        return self
+
+
 class Config(BaseModel):
     """The whole configuration of one run."""
 
@@ -135,6 +428,13 @@ class Config(BaseModel):
     validation: ValidationConfig = ValidationConfig()
     synth: SynthConfig = SynthConfig()
     encoders: EncoderConfig = EncoderConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    feast: FeastConfig = FeastConfig()
+    drift: DriftConfig = DriftConfig()
+    alerts: AlertConfig = AlertConfig()
+    registry: RegistryConfig = RegistryConfig()
+    models: ModelsConfig = ModelsConfig()
 
     @field_validator("profile")
     @classmethod

@@ -1,0 +1,464 @@
+"""MatchLite: the lightweight RCI student (MatchLM2Lite §3.3, Algorithm 1, Appendix A.1/D.1).
+
+MatchLite scores a (query, candidate) pair from the cached token features of frozen
+encoders (Swin-T frames, Whisper audio, MiniLM text; see :mod:`clipguard.features`):
+
+1. **Multimodal perception.** Each modality is projected to a common width ``d``; two
+   BiXT blocks (bidirectional cross-attention) mix visual with text and visual with audio,
+   giving the mixed views ``f^vt, f^tv`` and ``f^va, f^av`` of each video (eq. 2).
+2. **Paired feature fusion.** For each view ``m`` in ``{v, va, vt, a, av, t, tv}`` the
+   query x candidate cosine-similarity map ``S^m`` is computed; for the visual views
+   ``{v, va, vt}`` the dense pairwise tensor ``D^m_ij = [f_q,i ; f_c,j]`` also goes through a
+   residual conv block to an enhanced map ``E^m``.
+3. **Compact decision.** All maps, laid on one fixed grid, are stacked on the channel axis
+   and fed to a ResNet-34 whose embedding ``z_s`` feeds a multi-task head.
+
+Variable lengths are handled with masks: padded positions are zeroed before anything
+else, excluded from attention, and zero in every map; each map is placed on a fixed canvas
+(``max_*_tokens`` per modality) before pooling to the grid, so how much padding a batch
+carries never changes a pair's output. ``modalities`` drops views for the Table 2
+ablation (V, V+A, V+T, V+A+T).
+
+The file also holds what both RCI models share: :class:`MultiTaskHead` (a shared
+projection then one linear layer per task, §3.2) and :class:`PairClassifierOutput`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from clipguard.config import ModelsConfig
+from clipguard.models.kd import multitask_cross_entropy
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+VIEWS: tuple[str, ...] = ("v", "va", "vt", "a", "av", "t", "tv")
+"""The seven modality views of Algorithm 1, in the order their maps are stacked."""
+
+VISUAL_VIEWS: tuple[str, ...] = ("v", "va", "vt")
+"""Views that also get a dense pairwise map through the residual conv block."""
+
+VIEWS_BY_MODALITIES: dict[str, tuple[str, ...]] = {
+    "v": ("v",),
+    "va": ("v", "va", "a", "av"),
+    "vt": ("v", "vt", "t", "tv"),
+    "vat": VIEWS,
+}
+"""Views kept by each ``modalities`` setting (Table 2: V, V+A, V+T, V+A+T)."""
+
+_VIEW_MODALITY = {"v": "visual", "va": "visual", "vt": "visual", "a": "audio", "av": "audio", "t": "text", "tv": "text"}
+RESNET34_DEPTHS = (3, 4, 6, 3)
+
+
+@dataclass(frozen=True)
+class MatchLiteConfig:
+    """Architecture of a MatchLite model (saved as ``config.json`` next to its weights)."""
+
+    tasks: dict[str, int]
+    modalities: str = "vat"
+    visual_dim: int = 64
+    audio_dim: int = 64
+    text_dim: int = 384
+    max_visual_tokens: int = 24
+    max_audio_tokens: int = 24
+    max_text_tokens: int = 64
+    hidden_size: int = 32
+    bixt_heads: int = 8
+    bixt_layers: int = 1
+    dropout: float = 0.1
+    conv_channels: int = 8
+    grid_size: int = 16
+    resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    head_hidden_size: int = 64
+    head_dropout: float = 0.1
+    views: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.modalities not in VIEWS_BY_MODALITIES:
+            raise ValueError(f"modalities must be one of {sorted(VIEWS_BY_MODALITIES)}, got {self.modalities!r}")
+        if self.hidden_size % self.bixt_heads:
+            raise ValueError("hidden_size must be a multiple of bixt_heads")
+        object.__setattr__(self, "resnet_widths", tuple(self.resnet_widths))
+        object.__setattr__(self, "views", VIEWS_BY_MODALITIES[self.modalities])
+
+    @classmethod
+    def from_settings(cls, models: ModelsConfig) -> MatchLiteConfig:
+        """The architecture ``cfg.models`` describes (``cfg.models.student`` + the task set)."""
+        s = models.student
+        names = {f.name for f in fields(cls) if f.init} - {"tasks"}
+        return cls(tasks=dict(models.tasks), **{n: getattr(s, n) for n in names})
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the student embedding ``z_s`` (the ResNet's last width)."""
+        return self.resnet_widths[-1]
+
+    @property
+    def uses_audio(self) -> bool:
+        return "a" in self.views
+
+    @property
+    def uses_text(self) -> bool:
+        return "t" in self.views
+
+    def max_tokens(self, modality: str) -> int:
+        return {"visual": self.max_visual_tokens, "audio": self.max_audio_tokens, "text": self.max_text_tokens}[modality]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("views")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MatchLiteConfig:
+        return cls(**d)
+
+
+@dataclass
+class ClipFeatures:
+    """The cached encoder features of a batch of clips (one side of a pair), zero-padded.
+
+    ``visual`` (B, Tv, Dv) Swin frame tokens, ``audio`` (B, Ta, Da) Whisper tokens, ``text``
+    (B, Tt, Dt) MiniLM token states; each with a bool mask (B, T), True at real tokens. A
+    modality the model does not use may be ``None``; a clip without audio has an all-False
+    audio mask.
+    """
+
+    visual: torch.Tensor
+    visual_mask: torch.Tensor
+    audio: torch.Tensor | None = None
+    audio_mask: torch.Tensor | None = None
+    text: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
+
+    def modality(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, mask = getattr(self, name), getattr(self, f"{name}_mask")
+        if x is None or mask is None:
+            raise ValueError(f"the model uses the {name} modality but no {name} features/mask were given")
+        if x.ndim != 3 or mask.shape != x.shape[:2]:
+            raise ValueError(f"{name} features must be (B, T, D) with a (B, T) mask, got {tuple(x.shape)} and {tuple(mask.shape)}")
+        return x, mask.bool()
+
+    def to(self, device: torch.device | str) -> ClipFeatures:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return ClipFeatures(
+            self.visual.to(device),
+            self.visual_mask.to(device),
+            move(self.audio),
+            move(self.audio_mask),
+            move(self.text),
+            move(self.text_mask),
+        )
+
+
+@dataclass
+class PairClassifierOutput:
+    """What both RCI models return for a batch of pairs.
+
+    ``logits``: task -> (B, classes); ``embedding``: the pair representation used for
+    distillation (MatchLM: last-token hidden state; MatchLite: ``z_s``); ``loss``: the sum
+    of the per-task cross-entropies (eq. 1) when labels were given, with ``task_losses``.
+    """
+
+    logits: dict[str, torch.Tensor]
+    embedding: torch.Tensor
+    loss: torch.Tensor | None = None
+    task_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class MultiTaskHead(nn.Module):
+    """Shared projection, then one linear classifier per task (§3.2, Fig. 3b).
+
+    The main task is ``rci`` (2 classes); the auxiliary tasks supervise sub-labels and are
+    ignored at inference.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, tasks: dict[str, int], dropout: float) -> None:
+        super().__init__()
+        self.shared = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout))
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden_dim, n) for name, n in tasks.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.shared(x)
+        return {name: head(h) for name, head in self.heads.items()}
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over ``dim`` restricted to ``mask``; rows with no valid entry get all-zero weights."""
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=dim)
+    return weights * mask
+
+
+class BiXTBlock(nn.Module):
+    """One bidirectional cross-attention block (BiXT, Hiller et al. 2024; MatchLite eq. 2).
+
+    Both sequences attend to each other *simultaneously* through one shared similarity
+    matrix ``A = R_a R_b^T / sqrt(d_h)`` of per-side "reference" projections: ``a`` reads
+    ``b`` with a softmax over ``A``'s rows, ``b`` reads ``a`` with a softmax over its columns.
+    Each side then has a residual, a pre-LayerNorm feed-forward network and another residual.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, ffn_ratio: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.norm_a, self.norm_b = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ref_a, self.ref_b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.value_a, self.value_b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out_a, self.out_b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.ffn_a, self.ffn_b = (
+            nn.Sequential(
+                nn.LayerNorm(dim),
+                nn.Linear(dim, ffn_ratio * dim),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(ffn_ratio * dim, dim),
+            )
+            for _ in range(2)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = x.shape
+        return x.transpose(1, 2).reshape(b, t, self.heads * self.head_dim)
+
+    def forward(
+        self, a: torch.Tensor, mask_a: torch.Tensor, b: torch.Tensor, mask_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a`` (N, La, d), ``b`` (N, Lb, d), bool masks (N, La) / (N, Lb) -> updated ``a``, ``b``."""
+        na, nb = self.norm_a(a), self.norm_b(b)
+        ref_a, ref_b = self._split(self.ref_a(na)), self._split(self.ref_b(nb))
+        scores = ref_a @ ref_b.transpose(-1, -2) / math.sqrt(self.head_dim)  # N, h, La, Lb
+        a_reads_b = masked_softmax(scores, mask_b[:, None, None, :], dim=-1)
+        b_reads_a = masked_softmax(scores, mask_a[:, None, :, None], dim=-2)
+        upd_a = a_reads_b @ self._split(self.value_b(nb))
+        upd_b = b_reads_a.transpose(-1, -2) @ self._split(self.value_a(na))
+        a = a + self.dropout(self.out_a(self._merge(upd_a)))
+        b = b + self.dropout(self.out_b(self._merge(upd_b)))
+        a = a + self.dropout(self.ffn_a(a))
+        b = b + self.dropout(self.ffn_b(b))
+        return a * mask_a[..., None], b * mask_b[..., None]
+
+
+class BiXT(nn.Module):
+    """A stack of :class:`BiXTBlock` between two modalities: ``[f^xy, f^yx] = BiXT(f^x, f^y)``."""
+
+    def __init__(self, dim: int, heads: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(BiXTBlock(dim, heads, dropout) for _ in range(layers))
+
+    def forward(
+        self, a: torch.Tensor, mask_a: torch.Tensor, b: torch.Tensor, mask_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            a, b = block(a, mask_a, b, mask_b)
+        return a, b
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)
+    )
+
+
+class ResBlockConv(nn.Module):
+    """Visual feature enhancement (A.1): 3 x (Conv2d 3x3 + BatchNorm [+ ReLU]) with a residual projection.
+
+    Turns the dense pairwise tensor ``D^m`` (2d channels, M x N) into ``E^m``.
+    """
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn(in_channels, channels, 3),
+            nn.ReLU(inplace=True),
+            _conv_bn(channels, channels, 3),
+            nn.ReLU(inplace=True),
+            _conv_bn(channels, channels, 3),
+        )
+        self.shortcut = _conv_bn(in_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class BasicBlock(nn.Module):
+    """The ResNet basic block (two 3x3 convs, identity or 1x1 projection shortcut)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, 3, stride)
+        self.conv2 = _conv_bn(cout, cout, 3)
+        self.shortcut = _conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+
+class CompactDecisionModule(nn.Module):
+    """ResNet-34 (stages of 3, 4, 6, 3 basic blocks) over the stacked maps (§3.3).
+
+    The first conv takes the number of stacked map channels (A.1); the widths come from the
+    config (64..512 is the standard ResNet-34). Output: the embedding ``z_s`` (global average
+    pool of the last stage).
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        stages: list[nn.Module] = []
+        cin = widths[0]
+        for i, (width, depth) in enumerate(zip(widths, RESNET34_DEPTHS)):
+            stride = 1 if i == 0 else 2
+            blocks = [BasicBlock(cin, width, stride)] + [BasicBlock(width, width, 1) for _ in range(depth - 1)]
+            stages.append(nn.Sequential(*blocks))
+            cin = width
+        self.stages = nn.Sequential(*stages)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x)).mean(dim=(2, 3))
+
+
+def _on_canvas(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop/zero-pad the last two dims of ``x`` to ``size`` (the crop only drops padding)."""
+    x = x[..., :size, :size]
+    return F.pad(x, (0, size - x.shape[-1], 0, size - x.shape[-2]))
+
+
+class MatchLiteForPairClassification(nn.Module):
+    """MatchLite (Algorithm 1): query/candidate cached features -> multi-task logits + ``z_s``."""
+
+    def __init__(self, config: MatchLiteConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        dims = {"visual": config.visual_dim, "audio": config.audio_dim, "text": config.text_dim}
+        used = {_VIEW_MODALITY[v] for v in config.views}
+        self.projections = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(dims[m], d), nn.LayerNorm(d)) for m in ("visual", "audio", "text") if m in used}
+        )
+        self.bixt = nn.ModuleDict()
+        if config.uses_text:
+            self.bixt["vt"] = BiXT(d, config.bixt_heads, config.bixt_layers, config.dropout)
+        if config.uses_audio:
+            self.bixt["va"] = BiXT(d, config.bixt_heads, config.bixt_layers, config.dropout)
+        visual_views = [v for v in config.views if v in VISUAL_VIEWS]
+        self.enhance = nn.ModuleDict({v: ResBlockConv(2 * d, config.conv_channels) for v in visual_views})
+        in_channels = len(visual_views) * config.conv_channels + len(config.views)
+        self.decision = CompactDecisionModule(in_channels, config.resnet_widths)
+        self.head = MultiTaskHead(config.embedding_dim, config.head_hidden_size, config.tasks, config.head_dropout)
+
+    # -- Multimodal perception (Algorithm 1, lines 1-11) ------------------------------------
+
+    def perceive(self, clips: ClipFeatures) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The views ``f^m`` (B, T, d) of one side of the batch, each with its bool mask."""
+        feats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for modality, projection in self.projections.items():
+            x, mask = clips.modality(modality)
+            limit = self.config.max_tokens(modality)
+            if x.shape[1] > limit and mask[:, limit:].any():
+                raise ValueError(
+                    f"{modality} input has real tokens beyond max_{modality}_tokens={limit}; subsample it "
+                    "(clipguard.models.frames.uniform_indices) or raise the limit"
+                )
+            x = torch.where(mask[..., None], x, 0.0)
+            feats[modality] = (projection(x) * mask[..., None], mask)
+        views = {"v": feats["visual"]}
+        for pair, other in (("vt", "text"), ("va", "audio")):
+            if pair in self.bixt:
+                (fv, mv), (fo, mo) = feats["visual"], feats[other]
+                mixed_v, mixed_o = self.bixt[pair](fv, mv, fo, mo)
+                views[pair] = (mixed_v, mv)
+                views[pair[::-1]] = (mixed_o, mo)
+                views[pair[1]] = feats[other]
+        return views
+
+    # -- Paired feature fusion (Algorithm 1, lines 12-22) -----------------------------------
+
+    def fuse(
+        self, query: dict[str, tuple[torch.Tensor, torch.Tensor]], candidate: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """The stacked maps ``F = [E^m ..., S^m ...]`` (B, C, grid, grid)."""
+        grid = self.config.grid_size
+        enhanced, similarity = [], []
+        for view in self.config.views:
+            (fq, mq), (fc, mc) = query[view], candidate[view]
+            canvas = self.config.max_tokens(_VIEW_MODALITY[view])
+            pair_mask = _on_canvas((mq[:, :, None] & mc[:, None, :]).unsqueeze(1).to(fq.dtype), canvas)
+            cos = F.normalize(fq, dim=-1) @ F.normalize(fc, dim=-1).transpose(1, 2)
+            s_map = _on_canvas(cos.unsqueeze(1), canvas) * pair_mask
+            similarity.append(F.adaptive_avg_pool2d(s_map, grid))
+            if view in self.enhance:
+                m, n = fq.shape[1], fc.shape[1]
+                dense = torch.cat(
+                    (fq.transpose(1, 2)[..., None].expand(-1, -1, m, n), fc.transpose(1, 2)[:, :, None, :].expand(-1, -1, m, n)),
+                    dim=1,
+                )
+                e_map = self.enhance[view](_on_canvas(dense, canvas) * pair_mask) * pair_mask
+                enhanced.append(F.adaptive_avg_pool2d(e_map, grid))
+        return torch.cat(enhanced + similarity, dim=1)
+
+    # -- Compact decision (Algorithm 1, lines 23-26) ----------------------------------------
+
+    def forward(
+        self, query: ClipFeatures, candidate: ClipFeatures, labels: dict[str, torch.Tensor] | None = None
+    ) -> PairClassifierOutput:
+        """Score a batch of pairs.
+
+        Args:
+            query, candidate: the cached features of the two sides (same batch size).
+            labels: optional task -> (B,) class ids (``-100`` = no label for that pair/task).
+        Returns:
+            logits per task, the embedding ``z_s`` (B, ``embedding_dim``) and, with labels,
+            the multi-task loss (eq. 1).
+        """
+        fused = self.fuse(self.perceive(query), self.perceive(candidate))
+        z = self.decision(fused)
+        logits = self.head(z)
+        if labels is None:
+            return PairClassifierOutput(logits, z)
+        loss, per_task = multitask_cross_entropy(logits, labels)
+        return PairClassifierOutput(logits, z, loss, per_task)
+
+    # -- Persistence ------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (weights and BatchNorm statistics)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(out / WEIGHTS_FILE))
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> MatchLiteForPairClassification:
+        """Rebuild a model written by :meth:`save_pretrained` (safetensors only, no pickle)."""
+        path = Path(directory)
+        config = MatchLiteConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        model = cls(config)
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
+        return model.to(device)
