@@ -23,9 +23,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="clipguard: m
 data_app = typer.Typer(no_args_is_help=True, help="Corpus generation, ingestion and the data contract.")
 media_app = typer.Typer(no_args_is_help=True, help="Inspect and decode media files.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the resolved configuration.")
+registry_app = typer.Typer(no_args_is_help=True, help="Model registry: show, promote, rollback (MLflow aliases).")
 app.add_typer(data_app, name="data")
 app.add_typer(media_app, name="media")
 app.add_typer(config_app, name="config")
+app.add_typer(registry_app, name="registry")
 
 console = Console(stderr=True)
 
@@ -148,6 +150,50 @@ def media_probe(path: Path) -> None:
     except MediaError as e:
         console.print(f"[red]{e.reason}[/red]: {e}")
         raise typer.Exit(1) from e
+
+
+def _registry_call(fn, *args, **kwargs):
+    from clipguard.registry import RegistryError
+
+    try:
+        state = fn(*args, **kwargs)
+    except RegistryError as e:
+        console.print(f"[red]registry error:[/red] {e}")
+        raise typer.Exit(1) from e
+    payload = state.to_dict() if hasattr(state, "to_dict") else {k: v.to_dict() for k, v in state.items()}
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+@registry_app.command("show")
+def registry_show(ctx: typer.Context) -> None:
+    """Aliases (champion / challenger / previous) and gate tags of every model family."""
+    from clipguard.registry import show
+
+    _registry_call(show, cfg=_cfg(ctx))
+
+
+@registry_app.command("promote")
+def registry_promote(
+    ctx: typer.Context,
+    family: Annotated[str, typer.Option(help="teacher / student / encoder / index")] = "student",
+    version: Annotated[Optional[str], typer.Option(help="model version (default: the challenger)")] = None,
+    force: Annotated[bool, typer.Option(help="promote even if the version did not pass its gate")] = False,
+) -> None:
+    """Move the `champion` alias to VERSION (the old champion becomes `previous`)."""
+    from clipguard.registry import promote
+
+    _registry_call(promote, family, version, force=force, cfg=_cfg(ctx))
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    ctx: typer.Context,
+    family: Annotated[str, typer.Option(help="teacher / student / encoder / index")] = "student",
+) -> None:
+    """Restore the `previous` champion."""
+    from clipguard.registry import rollback
+
+    _registry_call(rollback, family, cfg=_cfg(ctx))
 
 
 def main() -> None:

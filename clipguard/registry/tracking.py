@@ -1,0 +1,515 @@
+"""MLflow tracking for clipguard: where runs go, runs that carry lineage, and logged models.
+
+Where: :func:`configure_tracking` points MLflow at ``config.registry.tracking_uri``, else
+``$MLFLOW_TRACKING_URI``, else a SQLite store ``<work_dir>/mlflow.db`` with artifacts in
+``<work_dir>/mlartifacts``, and selects the experiment (created on first use).
+
+Runs: :func:`start_run` opens a run tagged with its :class:`Lineage` (data, encoder,
+model and index versions, git commit) and the flattened configuration as params;
+:func:`log_metrics`, :func:`log_json`, :func:`log_markdown_table` and :func:`log_png`
+log into the active run.
+
+Models: :func:`log_model` registers a safetensors model (weights + JSON config + loader,
+see :mod:`clipguard.registry.pyfunc`) as a new version of its family's registered model,
+its metrics attached to the logged model, its lineage as version tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from clipguard.config import REPO_ROOT, Config, load_config
+
+if TYPE_CHECKING:
+    from mlflow import ActiveRun, MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+_log = logging.getLogger(__name__)
+
+LOCAL_DB_FILE = "mlflow.db"
+"""SQLite tracking/registry database inside ``work_dir`` (local default)."""
+
+LOCAL_ARTIFACT_DIR = "mlartifacts"
+"""Artifact root inside ``work_dir`` (local default)."""
+
+GIT_COMMIT_ENV = "CLIPGUARD_GIT_COMMIT"
+"""Environment variable with the source commit, for images built without ``.git``."""
+
+PYFUNC_LOADER_MODULE = "clipguard.registry.pyfunc"
+
+_REMOTE_SCHEMES = ("http://", "https://", "databricks")
+
+
+class RegistryError(Exception):
+    """Base class of the registry's errors (the CLI prints them without a traceback)."""
+
+
+class UnknownFamilyError(RegistryError, ValueError):
+    """A model family that the configuration does not know."""
+
+
+class UnknownVersionError(RegistryError, LookupError):
+    """A registered model version (or alias) that does not exist."""
+
+
+# --------------------------------------------------------------------------- where
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingSetup:
+    """Where MLflow writes, as configured by :func:`configure_tracking`."""
+
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    artifact_location: str | None
+
+
+def resolve_tracking_uri(cfg: Config) -> str:
+    """``cfg.registry.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<work_dir>/mlflow.db``."""
+    if cfg.registry.tracking_uri:
+        return cfg.registry.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{(Path(cfg.work_dir).resolve() / LOCAL_DB_FILE).as_posix()}"
+
+
+def _artifact_location(cfg: Config, tracking_uri: str) -> str | None:
+    if cfg.registry.artifact_location:
+        return cfg.registry.artifact_location
+    if tracking_uri.startswith(_REMOTE_SCHEMES):
+        return None  # the tracking server decides (e.g. proxied artifacts)
+    return (Path(cfg.work_dir).resolve() / LOCAL_ARTIFACT_DIR).as_uri()
+
+
+def configure_tracking(cfg: Config | None = None) -> TrackingSetup:
+    """Point MLflow at the configured store and select the experiment (idempotent).
+
+    The experiment is created on first use with ``artifact_location`` (default
+    ``<work_dir>/mlartifacts`` for a local store); an existing experiment keeps its own.
+    The model registry follows the tracking URI unless ``$MLFLOW_REGISTRY_URI`` is set.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    cfg = cfg or load_config()
+    uri = resolve_tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    name = cfg.registry.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = _artifact_location(cfg, uri)
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException as e:  # another process created it in between
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise RegistryError(f"could not create the MLflow experiment {name!r} at {uri}")
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    return TrackingSetup(uri, name, experiment.experiment_id, experiment.artifact_location)
+
+
+def registry_client(cfg: Config | None = None) -> MlflowClient:
+    """An ``MlflowClient`` on the configured store (configures tracking first)."""
+    import mlflow
+
+    configure_tracking(cfg)
+    return mlflow.MlflowClient()
+
+
+def registered_model_name(family: str, cfg: Config | None = None) -> str:
+    """The registered model name of ``family``.
+
+    Raises:
+        UnknownFamilyError: ``family`` is not a key of ``registry.models``.
+    """
+    models = (cfg or load_config()).registry.models
+    if family not in models:
+        raise UnknownFamilyError(f"unknown model family {family!r} (known: {', '.join(models)})")
+    return models[family]
+
+
+def get_model_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
+    """Version ``version`` of registered model ``name``.
+
+    Raises:
+        UnknownVersionError: no such model or version.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise UnknownVersionError(f"registered model {name!r} has no version {version!r}") from e
+        raise
+
+
+def model_aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """``{alias: version}`` of registered model ``name`` (empty when it does not exist yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {alias: str(v) for alias, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def git_commit() -> str | None:
+    """The source commit: ``$CLIPGUARD_GIT_COMMIT``, else ``git rev-parse HEAD`` of the repo, else None."""
+    if os.environ.get(GIT_COMMIT_ENV):
+        return os.environ[GIT_COMMIT_ENV]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    """The versions an artifact was made from (DESIGN §4), recorded as run and version tags.
+
+    ``git_commit=None`` is filled in by :func:`git_commit` when the tags are built.
+    """
+
+    data_version: str | None = None
+    encoder_version: str | None = None
+    model_version: str | None = None
+    index_version: str | None = None
+    git_commit: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        """The set fields as tags (``git_commit`` detected when unset; ``mlflow.source.git.commit`` mirrors it)."""
+        values = dataclasses.asdict(self)
+        values["git_commit"] = self.git_commit or git_commit()
+        tags = {k: str(v) for k, v in values.items() if v is not None}
+        if "git_commit" in tags:
+            tags["mlflow.source.git.commit"] = tags["git_commit"]
+        return tags
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> Lineage:
+        """The lineage recorded in run or model-version tags."""
+        return cls(**{f.name: tags.get(f.name) for f in dataclasses.fields(cls)})
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def flatten(obj: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a pydantic model or nested mapping to ``{"a.b.c": leaf}``."""
+    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, BaseModel) or (isinstance(value, Mapping) and value):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def numeric_leaves(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a (nested) mapping as ``{"a.b": float}``; booleans become 0/1, the rest is dropped."""
+    return {k: float(v) for k, v in flatten(metrics, prefix).items() if isinstance(v, (int, float))}
+
+
+def _param_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+
+
+@contextlib.contextmanager
+def start_run(
+    run_name: str,
+    *,
+    cfg: Config | None = None,
+    lineage: Lineage | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[ActiveRun]:
+    """Open an MLflow run that records where its inputs came from.
+
+    Tags: the lineage (:meth:`Lineage.tags`, git commit always), ``clipguard.profile``
+    and ``tags``. Params: the whole configuration flattened (``pretrain.lr``, ...) plus
+    ``params`` (nested mappings flattened too). A failure inside the block marks the
+    run FAILED and re-raises.
+
+    Example::
+
+        with start_run("train-student", cfg=cfg, lineage=Lineage(data_version=dv)):
+            log_metrics({"ap": ap, "r_at_p80": r})
+            log_markdown_table(per_edit_rows, "tables/per_edit.md")
+    """
+    import mlflow
+
+    cfg = cfg or load_config()
+    configure_tracking(cfg)
+    run_tags = {**(lineage or Lineage()).tags(), "clipguard.profile": cfg.profile, **(tags or {})}
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=run_tags) as run:
+        values = {**flatten(cfg), **flatten(params or {})}
+        mlflow.log_params({k: _param_value(v) for k, v in values.items()})
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, Any], *, step: int | None = None, prefix: str = "") -> dict[str, float]:
+    """Log the numeric leaves of a (nested) mapping into the active run.
+
+    Nested keys are joined with ``.`` (``{"edit": {"crop": {"ap": 0.9}}}`` → ``edit.crop.ap``);
+    booleans become 0/1; strings, ``None`` and lists are skipped, so a benchmark JSON
+    can be passed as is. Returns what was logged.
+    """
+    import mlflow
+
+    values = numeric_leaves(metrics, prefix)
+    if values:
+        mlflow.log_metrics(values, step=step)
+    return values
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return value.tolist()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (Path, dt.date, dt.datetime)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    """Log ``obj`` as a JSON artifact (numpy values, dataclasses, pydantic models, paths allowed)."""
+    import mlflow
+
+    mlflow.log_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True), artifact_file)
+
+
+def markdown_table(rows: Any, *, float_format: str = "{:.4g}") -> str:
+    """Render a DataFrame or a sequence of mappings as a GitHub Markdown table."""
+    if hasattr(rows, "to_dict"):
+        records = rows.to_dict(orient="records")
+    else:
+        records = [dict(r) for r in rows]
+    if not records:
+        return ""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float) and math.isfinite(v):
+            return float_format.format(v)
+        return "" if v is None else str(v).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+        *("| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in records),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def log_markdown_table(rows: Any, artifact_file: str, *, title: str | None = None) -> str:
+    """Log a DataFrame / sequence of mappings as a Markdown table artifact; returns the Markdown."""
+    import mlflow
+
+    text = (f"## {title}\n\n" if title else "") + markdown_table(rows)
+    mlflow.log_text(text, artifact_file)
+    return text
+
+
+def log_png(image: Any, artifact_file: str) -> None:
+    """Log a PNG: a file path, a matplotlib figure, or an image array / PIL image."""
+    import mlflow
+
+    if isinstance(image, (str, Path)):
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / Path(artifact_file).name
+            shutil.copyfile(image, target)
+            parent = Path(artifact_file).parent.as_posix()
+            mlflow.log_artifact(str(target), None if parent == "." else parent)
+    elif hasattr(image, "savefig"):
+        mlflow.log_figure(image, artifact_file)
+    else:
+        mlflow.log_image(image, artifact_file=artifact_file)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@functools.cache
+def _pip_requirements() -> tuple[str, ...]:
+    reqs = []
+    for dist in ("mlflow", "torch", "safetensors", "numpy"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(dist)
+    return tuple(reqs)
+
+
+def _existing_version(client: MlflowClient, name: str, digest: str) -> ModelVersion | None:
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.content_digest = '{digest}'", max_results=1
+    )
+    return found[0] if found else None
+
+
+def log_model(
+    family: str,
+    weights_path: str | Path,
+    config: str | Path | Mapping[str, Any],
+    *,
+    cfg: Config | None = None,
+    loader: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    lineage: Lineage | None = None,
+    extra_files: Mapping[str, str | Path] | None = None,
+    description: str | None = None,
+    run_name: str | None = None,
+) -> ModelVersion:
+    """Register a safetensors model as a new version of ``family``'s registered model.
+
+    The model is logged with ``mlflow.pyfunc.log_model(name=family,
+    loader_module="clipguard.registry.pyfunc", ...)``: its data is the directory built by
+    :func:`clipguard.registry.pyfunc.build_model_dir` (no pickle). ``metrics`` are logged
+    to the run and attached to the logged model (the gate reads them from there);
+    ``lineage`` and the manifest's digests become version tags.
+
+    Logs into the active run when there is one, else into a new run ``run_name``
+    (default ``register-<family>``) opened with :func:`start_run`.
+
+    Idempotent: a model whose content (weights, config, loader, extra files) matches an
+    existing version of the same registered model is not registered again; that
+    version is returned.
+
+    Args:
+        family: a key of ``registry.models`` (teacher, student, encoder, index).
+        weights_path: the ``.safetensors`` file.
+        config: the model's JSON config (a path or a mapping).
+        loader: ``"module:Object.attribute"`` called with the model directory; default
+            the config's ``"loader"`` key.
+        metrics: evaluation/benchmark metrics of this model (nested mappings flattened).
+        lineage: data/encoder/index versions the model was made from.
+        extra_files: ``{file name: path}`` copied beside the weights for the loader.
+        description: the version's description.
+
+    Raises:
+        UnknownFamilyError: ``family`` is not configured.
+        ModelPackageError: bad weights, loader or extra files.
+        ValueError: no loader given and none in the config.
+    """
+    import mlflow
+
+    from clipguard.registry.pyfunc import WEIGHTS_FILE, build_model_dir
+
+    cfg = cfg or load_config()
+    name = registered_model_name(family, cfg)
+    config_dict = json.loads(Path(config).read_text()) if isinstance(config, (str, Path)) else dict(config)
+    loader = loader or config_dict.get("loader")
+    if not loader:
+        raise ValueError(f"no loader for {family!r}: pass loader= or set 'loader' in its config")
+    lineage = lineage or Lineage()
+
+    with tempfile.TemporaryDirectory(prefix="clipguard-model-") as tmp:
+        model_dir = Path(tmp) / "model"
+        manifest = build_model_dir(
+            model_dir,
+            family=family,
+            weights_path=weights_path,
+            config=config_dict,
+            loader=loader,
+            extra_files=extra_files,
+        )
+        client = registry_client(cfg)
+        existing = _existing_version(client, name, manifest["content_digest"])
+        if existing is not None:
+            _log.info("%s: content unchanged, keeping version %s", name, existing.version)
+            return existing
+
+        own_run = mlflow.active_run() is None
+        run_ctx = (
+            start_run(run_name or f"register-{family}", cfg=cfg, lineage=lineage)
+            if own_run
+            else contextlib.nullcontext()
+        )
+        with run_ctx:
+            info = mlflow.pyfunc.log_model(
+                name=family,
+                loader_module=PYFUNC_LOADER_MODULE,
+                data_path=str(model_dir),
+                registered_model_name=name,
+                pip_requirements=list(_pip_requirements()),
+                metadata={"clipguard_family": family, "loader": loader},
+            )
+            flat = numeric_leaves(metrics or {})
+            if flat:
+                mlflow.log_metrics(flat, model_id=info.model_id)
+
+    version = str(info.registered_model_version)
+    version_tags = {
+        **lineage.tags(),
+        "family": family,
+        "loader": loader,
+        "content_digest": manifest["content_digest"],
+        "weights_sha256": manifest["files"][WEIGHTS_FILE],
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if description:
+        client.update_model_version(name, version, description=description)
+    return client.get_model_version(name, version)
+
+
+def logged_model_id(version: ModelVersion) -> str | None:
+    """The MLflow 3 logged-model id behind a version (the SQL registry leaves
+    ``version.model_id`` empty; the version's source is ``models:/<model_id>``)."""
+    if version.model_id:
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/") and "/" not in source.removeprefix("models:/"):
+        return source.removeprefix("models:/")
+    return None
+
+
+def model_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
+    """The metrics attached to a version's logged model (latest value per key; {} if none)."""
+    model_id = logged_model_id(version)
+    if model_id is None:
+        return {}
+    metrics = client.get_logged_model(model_id).metrics or []
+    ordered = sorted(metrics, key=lambda m: (m.step or 0, m.timestamp or 0))
+    return {m.key: float(m.value) for m in ordered}  # the last (step, time) wins
