@@ -11,13 +11,16 @@ SEED ?= 0
 APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev \
 	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev
 
-.PHONY: setup system-deps venv test test-all lint corpus validate clean help
+.PHONY: setup system-deps venv test test-all lint corpus validate promote rollback registry mlflow-ui clean help
 
 help:
 	@echo "make setup     install Debian packages, .venv and pinned Python deps"
 	@echo "make test      run the test suite (fast tests; slow ones: make test-all)"
 	@echo "make corpus    generate the synthetic corpus into $(DATA) (SEED=$(SEED))"
 	@echo "make validate  validate $(DATA) (accepted / quarantine / report)"
+	@echo "make promote MODEL=student VERSION=N   move the champion alias (gated)"
+	@echo "make rollback MODEL=student            restore the previous champion"
+	@echo "make mlflow-ui                         MLflow UI on http://127.0.0.1:5000"
 
 setup: system-deps venv
 
@@ -53,6 +56,22 @@ corpus:
 
 validate:
 	$(CG) data validate $(DATA)
+
+MODEL ?= student
+VERSION ?=
+WORK ?= runs
+
+promote:
+	$(CG) registry promote --family $(MODEL) $(if $(VERSION),--version $(VERSION),)
+
+rollback:
+	$(CG) registry rollback --family $(MODEL)
+
+registry:
+	$(CG) registry show
+
+mlflow-ui:
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(WORK)/mlflow.db --default-artifact-root $(WORK)/mlartifacts --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) .pytest_cache
