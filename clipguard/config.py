@@ -209,7 +209,10 @@ class DriftConfig(_Section):
     discrete_max_values: int = Field(
         2, ge=1, description="columns with at most this many distinct reference values are discrete"
     )
-    per_column_stattest: dict[str, str] = Field(default_factory=dict, description="column -> stat test override")
+    per_column_stattest: dict[str, str] = Field(
+        default_factory=dict,
+        description="column -> stat test override; set its threshold in per_column_threshold too",
+    )
     per_column_threshold: dict[str, float] = Field(
         default_factory=dict, description="column -> threshold override"
     )

@@ -1,0 +1,330 @@
+"""Alerts: Alertmanager-compatible webhook notifications that never fail the pipeline.
+
+:func:`send_alert` posts the JSON body Prometheus Alertmanager sends to a
+``webhook_config`` receiver (``version: "4"``), so any tool that accepts Alertmanager
+webhooks (Alertmanager-to-Slack/Teams bridges, PagerDuty/Opsgenie webhook integrations,
+Grafana OnCall, a small custom receiver) takes clipguard's alerts as they are::
+
+    {"version": "4", "groupKey": "{}:{alertname=\\"ClipguardDataDrift\\"}", "truncatedAlerts": 0,
+     "status": "firing", "receiver": "clipguard",
+     "groupLabels": {"alertname": ...}, "commonLabels": {...}, "commonAnnotations": {...},
+     "externalURL": "...",
+     "alerts": [{"status": "firing", "labels": {...}, "annotations": {...},
+                 "startsAt": "2026-11-07T06:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
+                 "generatorURL": "...", "fingerprint": "1a30ba71cca2921f"}]}
+
+The fingerprint is Prometheus' label-set fingerprint (FNV-1a 64 over the sorted labels),
+so a receiver that deduplicates on it sees one alert per drifted day, however often
+the pipeline is re-run.
+
+Delivery (:class:`~clipguard.config.AlertConfig`): connection errors, timeouts, 429
+and 5xx are retried with exponential backoff and jitter (``Retry-After`` is honoured up
+to ``backoff_max_s``); other 4xx are not retried (the request itself is wrong). Every
+attempt has a timeout and the whole delivery is bounded by ``max_total_s``. Nothing
+raises: the outcome says whether the alert was delivered, and a failure is logged as a
+warning. Without a webhook the alert is only logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from clipguard import __version__
+from clipguard.config import AlertConfig
+from clipguard.monitoring.drift import DriftResult
+
+log = logging.getLogger(__name__)
+
+DRIFT_ALERTNAME = "ClipguardDataDrift"
+PAYLOAD_VERSION = "4"
+_UNSET_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_SEPARATOR = 0xFF
+_BAD_URL = (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: ``labels`` identify it (``alertname`` is required), ``annotations`` describe it.
+
+    ``severity`` and :attr:`AlertConfig.labels` are added to the labels when the payload
+    is built, unless the alert sets them itself.
+    """
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    generator_url: str = ""
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What happened to one alert: ``delivered`` (a 2xx answer), after how many ``attempts``.
+
+    ``status_code`` is the last HTTP status (None when no answer came), ``error`` the
+    last failure, ``reason`` why nothing was sent (e.g. ``"no webhook configured"``),
+    and ``payload`` the JSON body that was (or would have been) posted.
+    """
+
+    delivered: bool
+    attempts: int
+    status_code: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    elapsed_s: float = 0.0
+    fingerprint: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Prometheus' fingerprint of a label set (FNV-1a 64 over sorted name/value bytes), 16 hex digits."""
+    h = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+            h = ((h ^ _SEPARATOR) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def _rfc3339(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def drift_alert(
+    result: DriftResult,
+    cfg: AlertConfig,
+    *,
+    pipeline: str = "drift-watch",
+    top_k: int = 5,
+    generator_url: str = "",
+    now: datetime | None = None,
+) -> Alert:
+    """The ``ClipguardDataDrift`` alert of a drift result.
+
+    Labels: ``alertname``, ``severity`` (``cfg.severity``), ``pipeline``, ``day`` (the
+    result's period, else the UTC date of ``now``). Annotations: ``summary``,
+    ``description`` (share, threshold, counts and the ``top_k`` most drifted columns
+    with their scores), ``report_path`` (HTML) and ``report_json``.
+    """
+    now = now or datetime.now(timezone.utc)
+    day = result.period or now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    top = []
+    for column in result.drifted_columns[:top_k]:
+        info = result.per_column[column]
+        top.append(f"{column} ({info['method']} {info['score']:.3g}, threshold {info['threshold']:.3g})")
+    more = len(result.drifted_columns) - len(top)
+    description = (
+        f"{len(result.drifted_columns)} of {len(result.per_column)} monitored columns drifted "
+        f"(share {result.share_drifted:.2f}, threshold {result.drift_share_threshold:.2f}) on "
+        f"{result.n_current} clips against {result.n_reference} reference clips. "
+        f"Top drifted: {', '.join(top) if top else 'none'}{f' and {more} more' if more > 0 else ''}."
+    )
+    annotations = {
+        "summary": f"Data drift on {day}: {result.share_drifted:.0%} of monitored columns drifted",
+        "description": description,
+    }
+    if result.html_path:
+        annotations["report_path"] = result.html_path
+    if result.json_path:
+        annotations["report_json"] = result.json_path
+    return Alert(
+        labels={"alertname": DRIFT_ALERTNAME, "severity": cfg.severity, "pipeline": pipeline, "day": day},
+        annotations=annotations,
+        starts_at=now,
+        generator_url=generator_url,
+    )
+
+
+def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    first = dict(maps[0])
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
+
+
+def alertmanager_payload(
+    alerts: Sequence[Alert], cfg: AlertConfig, *, group_by: Sequence[str] = ("alertname",)
+) -> dict[str, Any]:
+    """The Alertmanager webhook body (``version: "4"``, status ``firing``) for ``alerts``."""
+    if not alerts:
+        raise ValueError("no alert to send")
+    entries: list[dict[str, Any]] = []
+    for alert in alerts:
+        if "alertname" not in alert.labels:
+            raise ValueError(f"an alert needs an 'alertname' label, got labels {dict(alert.labels)}")
+        labels = {**cfg.labels, "severity": cfg.severity, **alert.labels}
+        labels = {str(k): str(v) for k, v in labels.items()}
+        entries.append(
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {str(k): str(v) for k, v in alert.annotations.items()},
+                "startsAt": _rfc3339(alert.starts_at),
+                "endsAt": _UNSET_TIME,
+                "generatorURL": alert.generator_url,
+                "fingerprint": fingerprint(labels),
+            }
+        )
+    common_labels = _common([e["labels"] for e in entries])
+    group_labels = {k: common_labels[k] for k in group_by if k in common_labels}
+    group_key = "{}:{" + ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items())) + "}"
+    return {
+        "version": PAYLOAD_VERSION,
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": cfg.receiver,
+        "groupLabels": group_labels,
+        "commonLabels": common_labels,
+        "commonAnnotations": _common([e["annotations"] for e in entries]),
+        "externalURL": cfg.external_url,
+        "alerts": entries,
+    }
+
+
+def _redact(url: str) -> str:
+    """``scheme://host:port`` only: webhook paths and queries often carry tokens."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return "<invalid url>"
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the URL's path and query (error messages quote them)."""
+    parts = urlsplit(url)
+    text = text.replace(url, _redact(url))
+    secret = parts.path + (f"?{parts.query}" if parts.query else "")
+    return text.replace(secret, "/...") if secret not in ("", "/") else text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds (HTTP dates are ignored)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _backoff(retry: int, cfg: AlertConfig) -> float:
+    """Equal-jitter exponential backoff before retry ``retry`` (1-based): half fixed, half random."""
+    delay = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (retry - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _post(url: str, payload: dict[str, Any], cfg: AlertConfig, session: requests.Session, fp: str) -> AlertOutcome:
+    """POST with retries; returns the outcome, never raises."""
+    start = time.monotonic()
+    deadline = start + cfg.max_total_s
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": f"clipguard/{__version__}"}
+    attempts, status, error = 0, None, None
+    for attempt in range(1, cfg.retries + 2):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        attempts = attempt
+        timeout = min(cfg.timeout_s, remaining)
+        retry_after = None
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=(timeout, timeout))
+        except _BAD_URL as exc:  # retrying cannot fix the configuration
+            status, error, retryable = None, _scrub(f"{type(exc).__name__}: {exc}", url), False
+        except requests.RequestException as exc:  # connection refused/reset, timeouts
+            status, error, retryable = None, _scrub(f"{type(exc).__name__}: {exc}", url), True
+        except Exception as exc:  # noqa: BLE001 - an alert must never fail the pipeline
+            status, error, retryable = None, _scrub(f"{type(exc).__name__}: {exc}", url), False
+        else:
+            status = response.status_code
+            if 200 <= status < 300:
+                elapsed = time.monotonic() - start
+                log.info("alert %s delivered to %s (attempt %d, HTTP %d)", fp, _redact(url), attempt, status)
+                return AlertOutcome(
+                    delivered=True,
+                    attempts=attempt,
+                    status_code=status,
+                    elapsed_s=elapsed,
+                    fingerprint=fp,
+                    payload=payload,
+                )
+            error = f"HTTP {status}: {response.text[:200]}"
+            retryable = status == 429 or status >= 500
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+        if not retryable or attempt > cfg.retries:
+            break
+        delay = _backoff(attempt, cfg)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, cfg.backoff_max_s))
+        if time.monotonic() + delay >= deadline:
+            break
+        log.info("alert %s: attempt %d failed (%s); retrying in %.2fs", fp, attempt, error, delay)
+        time.sleep(delay)
+    elapsed = time.monotonic() - start
+    log.warning(
+        "alert %s NOT delivered to %s after %d attempt(s) in %.1fs: %s", fp, _redact(url), attempts, elapsed, error
+    )
+    return AlertOutcome(
+        delivered=False,
+        attempts=attempts,
+        status_code=status,
+        error=error,
+        elapsed_s=elapsed,
+        fingerprint=fp,
+        payload=payload,
+    )
+
+
+def send_alert(
+    alert: Alert | DriftResult,
+    cfg: AlertConfig,
+    *,
+    pipeline: str = "drift-watch",
+    session: requests.Session | None = None,
+) -> AlertOutcome:
+    """Send one alert (or the :func:`drift_alert` of a drift result) to ``cfg.webhook_url``.
+
+    Never raises: a dead or failing receiver gives ``delivered=False`` with the number
+    of attempts and the last error, logged as a warning. Without a webhook the alert is
+    logged and ``reason="no webhook configured"``. ``session`` lets a caller reuse
+    connections or add authentication. The caller decides when to alert (the
+    drift-watch pipeline: on the first period whose ``DriftResult.drifted`` is true).
+    """
+    try:
+        if isinstance(alert, DriftResult):
+            alert = drift_alert(alert, cfg, pipeline=pipeline)
+        payload = alertmanager_payload([alert], cfg)
+    except Exception as exc:  # noqa: BLE001 - an alert must never fail the pipeline
+        log.warning("alert not sent: cannot build its payload: %s", exc)
+        return AlertOutcome(delivered=False, attempts=0, error=f"cannot build payload: {exc}")
+    entry = payload["alerts"][0]
+    fp = entry["fingerprint"]
+    if cfg.webhook_url is None:
+        log.warning(
+            "ALERT %s (%s; not sent: no webhook configured): %s %s",
+            entry["labels"]["alertname"],
+            fp,
+            entry["annotations"].get("summary", ""),
+            entry["annotations"].get("description", ""),
+        )
+        return AlertOutcome(
+            delivered=False, attempts=0, reason="no webhook configured", fingerprint=fp, payload=payload
+        )
+    if session is not None:
+        return _post(cfg.webhook_url, payload, cfg, session, fp)
+    with requests.Session() as own:
+        return _post(cfg.webhook_url, payload, cfg, own, fp)
