@@ -23,11 +23,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="clipguard: m
 data_app = typer.Typer(no_args_is_help=True, help="Corpus generation, ingestion and the data contract.")
 media_app = typer.Typer(no_args_is_help=True, help="Inspect and decode media files.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the resolved configuration.")
+features_app = typer.Typer(no_args_is_help=True, help="Encoder pretraining, feature extraction, Feast.")
 registry_app = typer.Typer(no_args_is_help=True, help="Model registry: show, promote, rollback (MLflow aliases).")
 app.add_typer(data_app, name="data")
 app.add_typer(media_app, name="media")
 app.add_typer(config_app, name="config")
 app.add_typer(registry_app, name="registry")
+app.add_typer(features_app, name="features")
 
 console = Console(stderr=True)
 
@@ -152,6 +154,84 @@ def media_probe(path: Path) -> None:
         raise typer.Exit(1) from e
 
 
+def _work(cfg: Config, *parts: str) -> Path:
+    return Path(cfg.work_dir).joinpath(*parts)
+
+
+@features_app.command("pretrain")
+def features_pretrain(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    mode: Annotated[str, typer.Option(help="moco or moco_clip")] = "moco_clip",
+    out: Annotated[Optional[Path], typer.Option(help="encoder folder (default WORK/encoders)")] = None,
+    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    compare: Annotated[bool, typer.Option(help="run moco and moco_clip over --seeds and write the Recall@K table")] = False,
+    seeds: Annotated[str, typer.Option(help="seeds for --compare, comma-separated")] = "0,1,2",
+) -> None:
+    """Pretrain the vision/audio encoders (MoCo, + CLIP alignment) on the train split."""
+    from clipguard.encoders.pretrain import compare_pretraining, pretrain_encoders
+
+    cfg = _cfg(ctx)
+    out = out or _work(cfg, "encoders")
+    if compare:
+        table = compare_pretraining(
+            root, cfg, seeds=tuple(int(s) for s in seeds.split(",")), out_dir=out,
+            out_json=out / "pretrain_compare.json",
+        )
+        typer.echo(json.dumps(table, indent=2, default=str))
+        return
+    result = pretrain_encoders(root, cfg, mode=mode, out_dir=out, seed=seed)  # type: ignore[arg-type]
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+
+
+@features_app.command("extract")
+def features_extract(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    encoder_dir: Annotated[Optional[Path], typer.Option(help="pretrained encoder folder (from `features pretrain`)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="features folder (default WORK/features)")] = None,
+) -> None:
+    """Extract frame/audio/text tokens, pooled vectors and clip embeddings (resumable)."""
+    from clipguard.features.extract import extract_features
+
+    cfg = _cfg(ctx)
+    if encoder_dir is None:
+        console.print("[red]error:[/red] --encoder-dir is required (the folder `features pretrain` printed)")
+        raise typer.Exit(2)
+    result = extract_features(root, cfg, encoder_dir, out or _work(cfg, "features"))
+    typer.echo(json.dumps(result.counts(), indent=2, default=str))
+
+
+@features_app.command("materialize")
+def features_materialize(
+    ctx: typer.Context,
+    features: Annotated[Path, typer.Argument(help="features folder of one encoder version (holds clip_features.parquet)")],
+) -> None:
+    """Register the feature views in Feast and load new rows into the online store."""
+    from clipguard.features.store import build_store, materialize
+    from clipguard.features.store_format import FEATURES_FILE
+
+    cfg = _cfg(ctx)
+    store = build_store(features / FEATURES_FILE, _work(cfg, cfg.feast.dir), cfg.feast)
+    typer.echo(json.dumps(materialize(store).to_dict(), indent=2, default=str))
+
+
+@features_app.command("training-set")
+def features_training_set(
+    ctx: typer.Context,
+    features: Annotated[Path, typer.Argument(help="features folder of one encoder version")],
+    root: Annotated[Path, typer.Option(help="validated data root (its pairs are the entity rows)")] = Path("data/corpus"),
+    out: Annotated[Path, typer.Option(help="output Parquet")] = Path("runs/training_set.parquet"),
+) -> None:
+    """Point-in-time join of query/candidate features onto the labelled pairs (Feast)."""
+    from clipguard.features.store import build_store, build_training_set
+    from clipguard.features.store_format import FEATURES_FILE
+
+    cfg = _cfg(ctx)
+    store = build_store(features / FEATURES_FILE, _work(cfg, cfg.feast.dir), cfg.feast)
+    typer.echo(json.dumps(build_training_set(root, store, out).to_dict(), indent=2, default=str))
+
+
 def _registry_call(fn, *args, **kwargs):
     from clipguard.registry import RegistryError
 
@@ -194,6 +274,135 @@ def registry_rollback(
     from clipguard.registry import rollback
 
     _registry_call(rollback, family, cfg=_cfg(ctx))
+
+
+# --------------------------------------------------------------------------- pipelines (KFP)
+
+pipelines_app = typer.Typer(
+    no_args_is_help=True, help="KFP pipelines: compile to IR YAML, run locally (kfp.local), schedule on a cluster."
+)
+app.add_typer(pipelines_app, name="pipelines")
+
+
+def _pipelines_pkg():
+    """The repository's ``pipelines`` package (it lives beside ``clipguard/``, not inside it)."""
+    import importlib
+    import sys
+
+    from clipguard.config import REPO_ROOT
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    try:
+        return importlib.import_module("pipelines")
+    except ImportError as e:
+        console.print(f"[red]error:[/red] the pipelines package is not next to {REPO_ROOT / 'clipguard'}: {e}")
+        raise typer.Exit(2) from e
+
+
+def _pipeline_params(ctx: typer.Context, param: list[str] | None) -> dict:
+    """``--param key=value`` plus the global ``--profile`` / ``--set`` as ``profile`` / ``overrides_json``."""
+    _pipelines_pkg()
+    from pipelines.run_local import parse_params
+
+    try:
+        params = parse_params(param or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    if ctx.obj["profile"]:
+        params.setdefault("profile", ctx.obj["profile"])
+    if ctx.obj["overrides"]:
+        merged = {**ctx.obj["overrides"], **json.loads(params.get("overrides_json") or "{}")}
+        params["overrides_json"] = json.dumps(merged, sort_keys=True)
+    return params
+
+
+@pipelines_app.command("compile")
+def pipelines_compile(
+    names: Annotated[Optional[list[str]], typer.Argument(help="pipelines to compile (default: all)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default pipelines/compiled)")] = None,
+) -> None:
+    """Compile pipelines to KFP IR YAML (pipelines/compiled/<name>.yaml)."""
+    pkg = _pipelines_pkg()
+    from pipelines.compile import COMPILED_DIR, compile_all
+
+    unknown = sorted(set(names or []) - set(pkg.PIPELINES))
+    if unknown:
+        raise typer.BadParameter(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(pkg.PIPELINES)}")
+    for path in compile_all(out or COMPILED_DIR, names or None):
+        typer.echo(str(path))
+
+
+@pipelines_app.command("run")
+def pipelines_run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="data_prep / training / retraining / drift_watch")],
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="pipeline parameter key=value")] = None,
+    pipeline_root: Annotated[Optional[Path], typer.Option(help="task outputs (default <work_dir>/kfp)")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(help="MLflow / Feast / cache root (default: the config's)")] = None,
+    cache: Annotated[bool, typer.Option(help="reuse outputs of identical earlier tasks")] = False,
+) -> None:
+    """Run a pipeline on this machine with kfp.local (every step a subprocess of this Python)."""
+    pkg = _pipelines_pkg()
+    if name not in pkg.PIPELINES:
+        raise typer.BadParameter(f"unknown pipeline {name!r}; known: {', '.join(pkg.PIPELINES)}")
+    from pipelines.run_local import run_pipeline
+
+    t0 = time.perf_counter()
+    try:
+        task = run_pipeline(
+            name, _pipeline_params(ctx, param), pipeline_root=pipeline_root, work_dir=work_dir, enable_caching=cache
+        )
+    except RuntimeError as e:
+        console.print(f"[red]pipeline {name} failed:[/red] {e}")
+        raise typer.Exit(1) from e
+    from pipelines.run_local import describe_outputs
+
+    for key, value in describe_outputs(task).items():
+        typer.echo(f"{key}: {value}")
+    console.print(f"pipeline {name} finished in {time.perf_counter() - t0:.1f} s")
+
+
+@pipelines_app.command("schedule")
+def pipelines_schedule(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="data_prep / training / retraining / drift_watch")],
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines API endpoint")],
+    cron: Annotated[str, typer.Option(help='crontab line (UTC), e.g. "0 3 * * *"')],
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="pipeline parameter key=value")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment (created if missing)")] = "clipguard",
+) -> None:
+    """Create a recurring run of the compiled pipeline on a KFP cluster."""
+    _pipelines_pkg()
+    from pipelines.schedule import create_schedule
+
+    try:
+        run = create_schedule(host, name, cron, _pipeline_params(ctx, param), experiment)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    typer.echo(str(getattr(run, "recurring_run_id", run)))
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+) -> None:
+    """Serve the RCI API (rci/score, rci/search, health) with BentoML in the foreground.
+
+    ``--profile`` and ``--set`` become the service's bento arguments, e.g.
+    ``clipguard --set rci.model_uri=runs/student --set serving.features_dir=runs/features serve``.
+    """
+    import os
+
+    from clipguard.serving.launch import serve_command
+
+    _cfg(ctx)  # refuse a bad configuration before BentoML starts
+    cmd = serve_command({"profile": ctx.obj["profile"], **ctx.obj["overrides"]}, host, port)
+    console.print(f"serving on http://{host}:{port} (POST /rci/score, /rci/search, /health)")
+    os.execv(cmd[0], cmd)
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ class EncoderConfig(_Section):
 class PretrainConfig(_Section):
     """Self-supervised encoder pretraining (clipguard.encoders.pretrain): MoCo, MoCo + CLIP."""
 
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(12, ge=1)
     batch_size: int = Field(32, ge=2, description="clips per step (the last partial batch is dropped)")
     lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (warm-up, then cosine decay)")
     weight_decay: float = Field(0.05, ge=0)
@@ -136,7 +136,7 @@ class PretrainConfig(_Section):
     temperature: float = Field(0.1, gt=0, description="MoCo InfoNCE temperature")
     clip_temperature: float = Field(0.1, gt=0, description="CLIP loss temperature")
     clip_weight: float = Field(1.0, ge=0, description="weight of the CLIP terms in moco_clip")
-    frames_per_view: int = Field(4, ge=1, description="frames sampled from a clip for one view")
+    frames_per_view: int = Field(2, ge=1, description="frames sampled from a clip for one view")
     augment_strength: float = Field(1.0, ge=0, le=2, description="scales augmentation ranges/probabilities")
     max_clips: int | None = Field(None, ge=2, description="cap on training clips (None = all)")
     eval_ks: tuple[int, ...] = (1, 5)
@@ -391,6 +391,23 @@ class DistillConfig(_Section):
     lambda_logits: float = Field(1.5, ge=0)
     temperature: float = Field(2.0, gt=0, description="softmax temperature T of eq. 4 (not given in the paper)")
     logit_tasks: tuple[str, ...] = Field(("rci",), description="tasks whose logits are distilled")
+    epochs: int = Field(4, ge=1, description="stage-2 epochs, starting from the stage-1 student")
+    lr: float = Field(5e-4, gt=0, description="stage-2 AdamW learning rate (cosine annealing)")
+
+
+class RCITrainingConfig(_Section):
+    """How the RCI models are trained (clipguard.training), beyond the per-model settings.
+
+    RCI positives are rare (~5% of pairs): with ``balance="sampler"`` every epoch draws as
+    many pairs as the training split holds, with replacement, each class with probability
+    1/2 (a class-balanced sampler); ``"none"`` shuffles the pairs as they are.
+    """
+
+    balance: Literal["sampler", "none"] = Field("sampler", description="class-balanced sampling of training pairs")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of teacher and student")
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm (None: no clipping)")
+    eval_batch_size: int = Field(64, ge=1, description="pairs per batch when scoring")
+    torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
 
 
 class ModelsConfig(_Section):
@@ -404,6 +421,7 @@ class ModelsConfig(_Section):
     teacher: TeacherConfig = TeacherConfig()
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
+    training: RCITrainingConfig = RCITrainingConfig()
 
     @model_validator(mode="after")
     def _main_task(self) -> "ModelsConfig":
@@ -415,6 +433,98 @@ class ModelsConfig(_Section):
         if unknown:
             raise ValueError(f"distill.logit_tasks not in tasks: {sorted(unknown)}")
         return self
+
+
+class IndexConfig(_Section):
+    """The clip-embedding vector index (clipguard.index): FAISS over L2-normalised 128-d vectors.
+
+    ``hnsw`` (default): ``IndexHNSWFlat`` (inner product = cosine), about 0.8 KB/vector;
+    ``ivfpq``: an inverted file with product-quantised codes (``pq_m`` bytes + an 8-byte
+    id per vector) for 100M+ collections. A collection is cut into shards of
+    ``shard_size`` vectors, one FAISS index each, searched together and merged.
+    """
+
+    kind: Literal["hnsw", "ivfpq"] = "hnsw"
+    hnsw_m: int = Field(32, ge=4, description="HNSW neighbours per node (M)")
+    ef_construction: int = Field(80, ge=8, description="HNSW build-time beam width")
+    ef_search: int = Field(32, ge=1, description="HNSW search-time beam width (>= k is useful)")
+    ivf_nlist: int = Field(1024, ge=1, description="IVF lists per shard (capped at train vectors / 39 for small shards)")
+    pq_m: int = Field(32, ge=1, description="PQ sub-quantisers: bytes per code at 8 bits; must divide the dimension")
+    pq_nbits: int = Field(8, ge=4, le=12)
+    opq: bool = Field(False, description="learn an OPQ rotation before PQ (same code size, much longer training)")
+    nprobe: int = Field(64, ge=1, description="IVF lists visited per query")
+    train_size: int = Field(100_000, ge=1_000, description="IVF-PQ training vectors (sampled from the first shard)")
+    shard_size: int = Field(1_000_000, ge=1, description="vectors per shard")
+    threads: int | None = Field(None, ge=1, description="FAISS OpenMP threads for building (None: all CPUs)")
+    dir: str = Field("index", description="default output root, relative to work_dir")
+
+
+class BaselinesConfig(_Section):
+    """Perceptual-hash and embedding baselines (clipguard.baselines): vPDQ, per-frame PDQ, cosine.
+
+    Matching follows Meta ThreatExchange's vPDQ: a query frame matches when some candidate
+    frame lies within ``pdq_distance`` bits of it; frames below ``min_quality`` are ignored.
+    """
+
+    seconds_per_hash: float = Field(1.0, gt=0, description="one frame hash per this many seconds")
+    pdq_distance: int = Field(31, ge=0, le=256, description="max Hamming distance of matching frame hashes")
+    min_quality: int = Field(50, ge=0, le=100, description="PDQ quality below which a frame is ignored")
+    vpdq_threads: int = Field(0, ge=0, description="vPDQ hashing threads (0: automatic)")
+    dir: str = Field("baselines", description="hash caches and evaluations, relative to work_dir")
+
+
+class RCIServingConfig(_Section):
+    """Scoring unseen video pairs and searching the index with the student (clipguard.rci)."""
+
+    model_uri: str = Field(
+        "models:/clipguard-student@champion", description="default student: a models:/ URI or a model directory"
+    )
+    batch_size: int = Field(32, ge=1, description="pairs scored per student forward pass")
+    top_k: int = Field(10, ge=1, description="candidates retrieved per query video")
+
+
+class ServingConfig(_Section):
+    """The BentoML service (clipguard.serving): where it reads from, batching, limits, reload.
+
+    The student comes from ``rci.model_uri`` (the registry champion by default, or a model
+    directory). Clip ids are looked up in the feature version directory of ``features_dir``
+    (``files``: its feature table, read at start-up) or in the Feast online store of that
+    version (``feast``: ``<work_dir>/<feast.dir>``, read per request); token matrices always
+    come from the version's safetensors shards. Limits turn bad input into 4xx responses and
+    overload into 429 (``max_concurrency``) / 503 (a batch that cannot start within
+    ``max_latency_ms``) instead of time-outs.
+    """
+
+    features_dir: str | None = Field(
+        None,
+        description="feature version directory, or a root holding <encoder_version>/ dirs "
+        "(the model's encoder version picks one); None: <work_dir>/features",
+    )
+    feature_source: Literal["files", "feast"] = Field(
+        "files", description="where clip ids/embeddings/shard refs are looked up"
+    )
+    index_dir: str | None = Field(None, description="FAISS index version directory for rci/search (None: search off)")
+    encoder_dir: str | None = Field(
+        None, description="pretrained encoder directory for uploaded media (None: media endpoints off)"
+    )
+    default_threshold: float = Field(
+        0.5, gt=0, lt=1, description="label threshold when the model carries none (registry metric / eval JSON)"
+    )
+    batching: bool = Field(True, description="adaptive batching of rci/score (False: one request per forward pass)")
+    max_batch_size: int = Field(64, ge=2, description="pairs per adaptive batch")
+    max_latency_ms: int = Field(
+        80, ge=1, description="a queued pair that cannot start within this is answered 503"
+    )
+    max_concurrency: int = Field(64, ge=1, description="requests in flight per service; more get 429")
+    timeout_s: float = Field(60.0, gt=0, description="request time-out (BentoML answers 504 past it)")
+    max_upload_bytes: int = Field(64 * 1024**2, ge=1, description="larger uploads get 413")
+    max_pairs_per_request: int = Field(64, ge=1, description="pairs of one rci/score_batch request")
+    max_top_k: int = Field(50, ge=1, description="largest k of rci/search")
+    reload_interval_s: float = Field(
+        30.0, ge=0, description="how often the champion alias is checked (0: never; rci/reload forces it)"
+    )
+    feature_cache_clips: int = Field(8192, ge=0, description="clips whose prepared tokens stay in memory (LRU)")
+    torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
 
 
 class Config(BaseModel):
@@ -438,6 +548,10 @@ class Config(BaseModel):
     alerts: AlertConfig = AlertConfig()
     registry: RegistryConfig = RegistryConfig()
     models: ModelsConfig = ModelsConfig()
+    index: IndexConfig = IndexConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    rci: RCIServingConfig = RCIServingConfig()
+    serving: ServingConfig = ServingConfig()
 
     @field_validator("profile")
     @classmethod

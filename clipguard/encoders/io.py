@@ -1,0 +1,108 @@
+"""Atomic file writes and content fingerprints for encoder and feature artifacts.
+
+A reader must never see half a file: every writer here writes a temporary sibling
+(``.<name>.<pid>.tmp``) and renames it over the target, which is atomic on POSIX.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TMP_SUFFIX = ".tmp"
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` then rename ``tmp`` to ``path``; the temporary is removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented, key-sorted JSON."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+    def write(p: Path) -> None:
+        p.write_text(text)
+
+    return atomic_write(path, write)
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Atomically write tensors (made contiguous) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    data = {k: v.detach().contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda p: save_file(data, str(p), metadata=metadata))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_tmp(directory: str | Path) -> int:
+    """Delete temporaries left in ``directory`` by crashed writers (dead pids); returns how many."""
+    n = 0
+    d = Path(directory)
+    if d.is_dir():
+        for p in d.glob(f".*{TMP_SUFFIX}"):
+            pid = p.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+                continue
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def config_hash(obj: Any, length: int = 12) -> str:
+    """A short, stable hash of a JSON-serialisable object (keys sorted)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def module_fingerprint(module: torch.nn.Module, length: int = 16) -> str:
+    """A content hash of a module's state dict (names, shapes, dtypes and values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:length]
+
+
+@functools.lru_cache(maxsize=8)
+def directory_fingerprint(model_dir: str) -> str:
+    """A short content hash of a model directory's configs, vocabularies and weights (cached per process)."""
+    h = hashlib.sha256()
+    root = Path(model_dir)
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in {".json", ".safetensors", ".txt", ".model"}:
+            h.update(str(p.relative_to(root)).encode())
+            with p.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:16]
