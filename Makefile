@@ -18,9 +18,11 @@ help:
 	@echo "make test      run the test suite (fast tests; slow ones: make test-all)"
 	@echo "make corpus    generate the synthetic corpus into $(DATA) (SEED=$(SEED))"
 	@echo "make validate  validate $(DATA) (accepted / quarantine / report)"
+	@echo "make compile   compile the KFP pipelines to pipelines/compiled/*.yaml"
 	@echo "make promote MODEL=student VERSION=N   move the champion alias (gated)"
 	@echo "make rollback MODEL=student            restore the previous champion"
 	@echo "make mlflow-ui                         MLflow UI on http://127.0.0.1:5000"
+	@echo "make serve [PORT=3000] [SET='--set rci.model_uri=... --set serving.features_dir=...']  RCI service"
 
 setup: system-deps venv
 
@@ -51,6 +53,12 @@ test:
 test-all:
 	$(PY) -m pytest -q
 
+# KFP IR YAML of every pipeline (commit it: tests/pipelines/test_compile.py fails when it is stale).
+# The image variables are cleared so the committed YAML names the default images.
+.PHONY: compile
+compile:
+	env -u CLIPGUARD_IMAGE -u CLIPGUARD_GPU_IMAGE $(PY) -m pipelines.compile
+
 corpus:
 	$(CG) data synth --out $(DATA) --seed $(SEED)
 
@@ -69,6 +77,13 @@ rollback:
 
 registry:
 	$(CG) registry show
+
+# The RCI service (BentoML, clipguard/serving) in the foreground; SET takes --set key=value options.
+PORT ?= 3000
+SET ?=
+.PHONY: serve
+serve:
+	$(CG) $(SET) serve --port $(PORT)
 
 mlflow-ui:
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(WORK)/mlflow.db --default-artifact-root $(WORK)/mlartifacts --host 127.0.0.1 --port 5000

@@ -1,0 +1,51 @@
+"""Data-drift check of a traffic window against the training reference (clipguard.monitoring.drift.drift_report)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def drift_check(
+    reference: Input[Dataset],
+    current: Input[Dataset],
+    projection: Input[Model],
+    report: Output[HTML],
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+    profile: str = "local",
+    overrides_json: str = "{}",
+) -> bool:
+    """Evidently ``DataDriftPreset`` on the projected embeddings and clip statistics of the
+    ``current`` features vs the ``reference`` features; returns ``drifted``, which drives
+    the pipeline's ``dsl.If``.
+
+    ``report`` is Evidently's HTML report; ``result`` holds its JSON snapshot and
+    ``result.json`` (the :class:`~clipguard.monitoring.drift.DriftResult` the alert reads).
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    from clipguard.config import load_config
+    from clipguard.features.store_format import read_clip_features
+    from clipguard.monitoring.drift import Projection, drift_report
+
+    cfg = load_config(profile, json.loads(overrides_json))
+    out = Path(result.path)
+    decision = drift_report(
+        read_clip_features(reference.path),
+        read_clip_features(current.path),
+        Projection.load(projection.path),
+        cfg.drift,
+        out,
+    )
+    shutil.copyfile(decision.html_path, report.path)
+    (out / "result.json").write_text(json.dumps(decision.to_dict(), indent=2))
+    metrics.log_metric("share_drifted", decision.share_drifted)
+    metrics.log_metric("drifted_columns", len(decision.drifted_columns))
+    metrics.log_metric("n_reference", decision.n_reference)
+    metrics.log_metric("n_current", decision.n_current)
+    result.metadata.update({"result_file": "result.json", "drifted": decision.drifted})
+    return decision.drifted

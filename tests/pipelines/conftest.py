@@ -1,0 +1,30 @@
+"""Fixtures of the pipeline tests: the pipelines compiled once per session into a temp folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clipguard.config import REPO_ROOT
+
+IMAGE_ENV = ("CLIPGUARD_IMAGE", "CLIPGUARD_GPU_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def fresh_compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every pipeline compiled now, in a clean interpreter without image overrides (as ``make compile``)."""
+    out = tmp_path_factory.mktemp("compiled")
+    env = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.compile", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out

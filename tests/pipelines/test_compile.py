@@ -1,0 +1,145 @@
+"""The committed IR YAML is current, and the compiled DAGs have every step and condition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines import PIPELINES
+from pipelines.compile import COMPILED_DIR
+
+
+def _normalised(text: str) -> list[str]:
+    """The YAML without the line naming the kfp version that compiled it."""
+    return [line for line in text.splitlines() if not line.startswith("sdkVersion:")]
+
+
+def _doc(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def _tasks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every task of the pipeline, nested condition / sub-pipeline DAGs included: name -> spec."""
+    comps = doc.get("components", {})
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(dag: dict[str, Any]) -> None:
+        for key, task in dag.get("tasks", {}).items():
+            found[task.get("taskInfo", {}).get("name", key)] = task
+            sub = comps.get(task.get("componentRef", {}).get("name", ""), {})
+            if "dag" in sub:
+                walk(sub["dag"])
+
+    walk(doc["root"]["dag"])
+    return found
+
+
+def test_compiled_yaml_is_current(fresh_compiled: Path) -> None:
+    committed = sorted(p.name for p in COMPILED_DIR.glob("*.yaml"))
+    assert committed == sorted(f"{name}.yaml" for name in PIPELINES), "run `make compile`"
+    for name in PIPELINES:
+        fresh = _normalised((fresh_compiled / f"{name}.yaml").read_text())
+        old = _normalised((COMPILED_DIR / f"{name}.yaml").read_text())
+        assert fresh == old, f"pipelines/compiled/{name}.yaml is stale: run `make compile` and commit it"
+
+
+TRAINING_STEPS = {
+    "data-root",
+    "validate-data",
+    "assemble-root",
+    "pretrain-encoders",
+    "extract-features",
+    "materialize-features",
+    "training-set",
+    "fit-drift-projection",
+    "teacher-sft",
+    "teacher-cache",
+    "student-distill",
+    "build-index",
+    "evaluate-student",
+    "register-model",
+    "gate-model",
+    "gate-passed",
+    "promote-champion",
+    "promote-model",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("data_prep", {"synth-corpus", "validate-data", "assemble-root"}),
+        ("training", TRAINING_STEPS),
+        ("retraining", (TRAINING_STEPS - {"pretrain-encoders"}) | {"refresh-encoders", "reuse-encoders", "encoder"}),
+        (
+            "drift_watch",
+            {"data-root", "validate-data", "assemble-root", "encoder", "reference-features", "drift-projection",
+             "extract-features", "drift-check", "drifted", "send-alert", "retrain", "refresh-encoders",
+             "reuse-encoders", "teacher-sft", "teacher-cache", "student-distill", "evaluate-student",
+             "register-model", "gate-model", "gate-passed", "promote-model"},
+        ),
+    ],
+)
+def test_every_step_is_in_the_dag(fresh_compiled: Path, name: str, expected: set[str]) -> None:
+    tasks = _tasks(_doc(fresh_compiled / f"{name}.yaml"))
+    missing = expected - set(tasks)
+    assert not missing, f"{name} lacks {sorted(missing)}"
+
+
+def test_training_gate_condition(fresh_compiled: Path) -> None:
+    tasks = _tasks(_doc(fresh_compiled / "training.yaml"))
+    condition = tasks["gate-passed"]["triggerPolicy"]["condition"]
+    assert "gate-model-Output" in condition and condition.replace(" ", "").endswith("==true")
+    assert "gate-model" in tasks["gate-passed"]["dependentTasks"]
+    assert "promote_champion" in tasks["promote-champion"]["triggerPolicy"]["condition"]
+    # the promotion step promotes the version that was registered and gated
+    promote = tasks["promote-model"]["inputs"]["parameters"]["version"]
+    assert promote["componentInputParameter"] == "pipelinechannel--register-model-Output"
+
+
+def test_training_order(fresh_compiled: Path) -> None:
+    tasks = _tasks(_doc(fresh_compiled / "training.yaml"))
+    upstream = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
+    assert upstream["assemble-root"] == {"importer", "validate-data"}
+    assert upstream["extract-features"] == {"assemble-root", "pretrain-encoders"}
+    assert upstream["training-set"] >= {"materialize-features", "extract-features"}
+    assert upstream["teacher-cache"] >= {"teacher-sft"}
+    assert upstream["student-distill"] >= {"extract-features", "teacher-cache"}
+    assert upstream["evaluate-student"] >= {"student-distill"}
+    assert upstream["register-model"] >= {"evaluate-student", "build-index"}
+    assert upstream["gate-model"] == {"register-model"}
+
+
+def test_drift_condition_launches_alert_and_retraining(fresh_compiled: Path) -> None:
+    doc = _doc(fresh_compiled / "drift_watch.yaml")
+    tasks = _tasks(doc)
+    condition = tasks["drifted"]["triggerPolicy"]["condition"]
+    assert "drift-check-Output" in condition and condition.replace(" ", "").endswith("==true")
+    assert tasks["drifted"]["dependentTasks"] == ["drift-check"]
+    inside = doc["components"][tasks["drifted"]["componentRef"]["name"]]["dag"]["tasks"]
+    assert {t["taskInfo"]["name"] for t in inside.values()} == {"send-alert", "retrain"}
+    retrain = next(t for t in inside.values() if t["taskInfo"]["name"] == "retrain")
+    assert retrain["dependentTasks"] == ["send-alert"]  # alert before the long retraining
+    assert "pipelinechannel--retrain" in retrain["triggerPolicy"]["condition"]
+    steps = doc["components"][retrain["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"validate-data-2", "assemble-root-2", "teacher-sft", "teacher-cache"} <= set(steps)
+
+
+def test_retraining_reuses_or_refreshes_encoders(fresh_compiled: Path) -> None:
+    tasks = _tasks(_doc(fresh_compiled / "retraining.yaml"))
+    assert "refresh_encoders" in tasks["refresh-encoders"]["triggerPolicy"]["condition"]
+    assert "refresh_encoders" in tasks["reuse-encoders"]["triggerPolicy"]["condition"]
+    assert "!" in tasks["reuse-encoders"]["triggerPolicy"]["condition"]
+
+
+def test_components_run_on_the_clipguard_image(fresh_compiled: Path) -> None:
+    for name in PIPELINES:
+        executors = _doc(fresh_compiled / f"{name}.yaml")["deploymentSpec"]["executors"]
+        for label, spec in executors.items():
+            if "container" not in spec:
+                continue  # importers
+            assert spec["container"]["image"] == "clipguard-cpu:0.1.0", label
+            assert "pip install" not in " ".join(spec["container"]["command"]), label
