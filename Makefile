@@ -9,7 +9,7 @@ DATA ?= data/corpus
 SEED ?= 0
 
 APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev \
-	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev
+	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev g++ cmake ninja-build
 
 .PHONY: setup system-deps venv test test-all lint corpus validate promote rollback registry mlflow-ui clean help
 
@@ -26,7 +26,8 @@ help:
 
 setup: system-deps venv
 
-# Debian packages: ffmpeg (CLI) and the libav* headers that vpdq builds against.
+# Debian packages: ffmpeg (CLI), the libav* headers that vpdq builds against, and the
+# C++ toolchain (g++, cmake, ninja) that builds pdqhash and vpdq from source.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

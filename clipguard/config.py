@@ -491,8 +491,8 @@ class ServingConfig(_Section):
     (``files``: its feature table, read at start-up) or in the Feast online store of that
     version (``feast``: ``<work_dir>/<feast.dir>``, read per request); token matrices always
     come from the version's safetensors shards. Limits turn bad input into 4xx responses and
-    overload into 429 (``max_concurrency``) / 503 (a batch that cannot start within
-    ``max_latency_ms``) instead of time-outs.
+    overload into 429 (more than ``max_concurrency`` requests in flight) / 503 (a request
+    that cannot complete within ``max_latency_ms``) instead of time-outs.
     """
 
     features_dir: str | None = Field(
@@ -505,7 +505,9 @@ class ServingConfig(_Section):
     )
     index_dir: str | None = Field(None, description="FAISS index version directory for rci/search (None: search off)")
     encoder_dir: str | None = Field(
-        None, description="pretrained encoder directory for uploaded media (None: media endpoints off)"
+        None,
+        description="encoder directory for uploaded media; None: the one the features record, else "
+        "<work_dir>/encoders/<encoder_version>, else media endpoints are off",
     )
     default_threshold: float = Field(
         0.5, gt=0, lt=1, description="label threshold when the model carries none (registry metric / eval JSON)"
@@ -513,18 +515,26 @@ class ServingConfig(_Section):
     batching: bool = Field(True, description="adaptive batching of rci/score (False: one request per forward pass)")
     max_batch_size: int = Field(64, ge=2, description="pairs per adaptive batch")
     max_latency_ms: int = Field(
-        80, ge=1, description="a queued pair that cannot start within this is answered 503"
+        1000,
+        ge=1,
+        description="BentoML's batching deadline: a queued request whose estimated completion exceeds it is "
+        "answered 503. A safety valve: keep it well above two batches' run time (max_concurrency bounds the "
+        "queue), or the dispatcher sheds instead of batching",
     )
-    max_concurrency: int = Field(64, ge=1, description="requests in flight per service; more get 429")
+    max_concurrency: int = Field(
+        32, ge=1, description="requests in flight; more are answered 429 at once (bounds queueing latency)"
+    )
     timeout_s: float = Field(60.0, gt=0, description="request time-out (BentoML answers 504 past it)")
     max_upload_bytes: int = Field(64 * 1024**2, ge=1, description="larger uploads get 413")
-    max_pairs_per_request: int = Field(64, ge=1, description="pairs of one rci/score_batch request")
+    max_pairs_per_request: int = Field(64, ge=1, description="pairs of one rci/score request")
     max_top_k: int = Field(50, ge=1, description="largest k of rci/search")
     reload_interval_s: float = Field(
-        30.0, ge=0, description="how often the champion alias is checked (0: never; rci/reload forces it)"
+        30.0, ge=0, description="how often the champion alias is checked (0: only on rci/reload)"
     )
-    feature_cache_clips: int = Field(8192, ge=0, description="clips whose prepared tokens stay in memory (LRU)")
-    torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
+    feature_cache_clips: int = Field(8192, ge=0, description="clips whose tokens stay in memory (LRU)")
+    torch_threads: int | None = Field(
+        None, ge=1, description="None = the CPUs this process may use, minus one for the HTTP event loop"
+    )
 
 
 class Config(BaseModel):

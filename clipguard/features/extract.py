@@ -65,6 +65,9 @@ class ExtractResult:
     n_quarantined: int
     """could not be decoded (this run, or before with unchanged media)"""
     seconds: float
+    """wall time of the whole call"""
+    load_seconds: float
+    """of which loading the manifest and the encoders"""
     decode_seconds: float
     """summed per-clip decode time (overlaps encoding: it runs in a background thread)"""
     encode_seconds: float
@@ -72,7 +75,9 @@ class ExtractResult:
 
     @property
     def clips_per_second(self) -> float:
-        return self.n_extracted / self.seconds if self.seconds > 0 and self.n_extracted else 0.0
+        """Extracted clips per second of extraction work (wall time after loading)."""
+        work = self.seconds - self.load_seconds
+        return self.n_extracted / work if work > 0 and self.n_extracted else 0.0
 
     def counts(self) -> dict[str, Any]:
         d = asdict(self)
@@ -236,6 +241,7 @@ def extract_features(
         raise ValueError(
             f"{encoder_dir} encodes audio at {bundle.audio.sample_rate} Hz but media.sample_rate={cfg.media.sample_rate}"
         )
+    load_s = time.perf_counter() - t_start
     version = meta["version"]
     features_dir = Path(out_dir) / version
     settings = _settings(cfg, meta)
@@ -336,6 +342,7 @@ def extract_features(
         n_skipped=n_skipped,
         n_quarantined=len(new_bad) + n_prev_bad,
         seconds=seconds,
+        load_seconds=load_s,
         decode_seconds=decode_s,
         encode_seconds=encode_s,
         shards_written=writer.written,
@@ -358,7 +365,7 @@ def extract_features(
     summary = (
         f"features {version}: {result.n_in} in = {n_new} extracted + {n_skipped} skipped (already extracted) "
         f"+ {result.n_quarantined} quarantined ({n_prev_bad} unchanged since an earlier run); "
-        f"{seconds:.1f} s, {rate}; decode {decode_s:.1f} s, encode {encode_s:.1f} s"
+        f"{seconds:.1f} s ({load_s:.1f} s loading), {rate}; decode {decode_s:.1f} s, encode {encode_s:.1f} s"
     )
     if progress:
         console.print(summary)

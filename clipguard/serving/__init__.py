@@ -1,0 +1,13 @@
+"""The RCI service: BentoML serving of the student over cached features, the index and uploads.
+
+- :mod:`~clipguard.serving.service`: the ``@bentoml.service`` (``ClipGuard``): routes, adaptive
+  batching, limits, the bento's image (imports BentoML; ``bentoml serve``/``bentoml build`` load it);
+- :mod:`~clipguard.serving.runtime`: :class:`~clipguard.serving.runtime.ServingRuntime`, what the
+  service does as plain library code: model loading and champion reload, feature lookup,
+  scoring, search, uploads;
+- :mod:`~clipguard.serving.schemas`: request/response bodies;
+- :mod:`~clipguard.serving.middleware`: the upload size limit (413 before a body is read);
+- :mod:`~clipguard.serving.launch`: the ``bentoml serve`` command line and a local server process.
+
+Nothing is imported here, so importing the package is cheap.
+"""

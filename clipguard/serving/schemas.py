@@ -1,0 +1,92 @@
+"""Request and response bodies of the RCI service (pydantic; BentoML builds its OpenAPI from them).
+
+Every scoring or search response names the versions that made the decision (DESIGN §4):
+``model_version`` (the student: ``<registered name>/<version>`` for a registry model, the
+training version for a model directory), ``encoder_version`` (the frozen encoders whose
+cached features were scored) and ``index_version`` (the FAISS index a search used, or the
+one loaded beside the model; ``None`` when the service runs without an index).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ClipId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+"""A clip id as stored in the feature table (non-empty, at most 256 characters)."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class PairRequest(_Body):
+    """A (query, candidate) pair of clips with cached features."""
+
+    query_clip_id: ClipId
+    candidate_clip_id: ClipId
+
+
+class Versions(_Body):
+    """The versions behind a decision."""
+
+    model_version: str
+    encoder_version: str
+    index_version: str | None = None
+
+
+class PairScore(Versions):
+    """P(candidate reproduces query) and the label at the model's threshold."""
+
+    query_clip_id: str | None = Field(None, description="None for an uploaded query video")
+    candidate_clip_id: str | None = Field(None, description="None for an uploaded candidate video")
+    score: float = Field(description="P(reproduced content), softmax of the rci logits")
+    label: bool = Field(description="score >= threshold")
+    threshold: float
+
+
+class Candidate(_Body):
+    """A retrieved clip, scored against the query by the student."""
+
+    clip_id: str
+    similarity: float = Field(description="cosine similarity of the clip embeddings (index)")
+    score: float
+    label: bool
+
+
+class SearchResponse(Versions):
+    """Top-k candidates of a query, best retrieval similarity first."""
+
+    query_clip_id: str | None = Field(None, description="None for an uploaded video")
+    k: int
+    threshold: float
+    candidates: list[Candidate]
+
+
+class HealthResponse(_Body):
+    """Readiness and what is loaded."""
+
+    status: Literal["loading", "ready", "failed"]
+    detail: str | None = Field(None, description="why loading failed")
+    model_uri: str
+    model_version: str | None = None
+    encoder_version: str | None = None
+    index_version: str | None = None
+    threshold: float | None = None
+    threshold_source: str | None = None
+    features_dir: str | None = None
+    feature_source: str
+    clips: int | None = Field(None, description="clips with features (files source; None for Feast)")
+    index_vectors: int | None = None
+    media: bool = Field(False, description="whether uploaded media can be scored")
+    batching: bool
+    max_batch_size: int
+    max_latency_ms: int
+    reload: str = Field(description="how a new champion is picked up")
+    loaded_at: float | None = Field(None, description="Unix time the current model was loaded")
+    last_reload_check: float | None = None
+    last_reload_error: str | None = Field(None, description="why the last champion check failed (the old model stays)")
+    reloads: int = Field(0, description="models swapped in since start-up")
+    score_calls: int = Field(0, description="rci/score batches run (one adaptive batch each)")
+    scored_pairs: int = Field(0, description="pairs in those batches (scored_pairs / score_calls = mean batch size)")

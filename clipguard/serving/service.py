@@ -1,0 +1,207 @@
+"""The RCI service (BentoML 1.4): score clip pairs with the student, search the violation index.
+
+One service, ``ClipGuard``, in one worker process holding a
+:class:`~clipguard.serving.runtime.ServingRuntime` (student, cached features, index).
+Routes (POST, JSON; every scoring and search response carries ``model_version``,
+``encoder_version`` and ``index_version``)::
+
+    /rci/score          {"pairs": [{"query_clip_id", "candidate_clip_id"}, ...]} -> [PairScore, ...]
+    /rci/score_media    multipart: query, candidate (video files)[, query_text, candidate_text] -> PairScore
+    /rci/search         {"clip_id", "k"} -> SearchResponse (top-k of the index, each scored)
+    /rci/search_media   multipart: video[, k, text] -> SearchResponse
+    /rci/reload         {} -> HealthResponse (check the champion alias now)
+    /health             {} -> HealthResponse (loading / ready / failed, versions, batch counters)
+
+plus BentoML's ``GET /readyz`` (200 once the model is loaded) and ``GET /livez``.
+
+**Adaptive batching.** ``rci/score`` is a batchable API: BentoML's dispatcher merges the
+pairs of concurrent requests into one forward pass (at most ``serving.max_batch_size``
+pairs; a pair that cannot start within ``serving.max_latency_ms`` is answered 503).
+A request may carry up to ``serving.max_pairs_per_request`` pairs. The batch must never
+fail because of one request, so clip ids are checked while the request body is validated,
+before it joins a batch: an unknown id is answered 404 (naming the ids) for its own
+request only. ``serving.batching=false`` serves the same route without the dispatcher,
+one request per forward pass (the benchmark's baseline).
+
+**Uploads** are decoded and encoded with the frozen encoders of the served encoder version
+(:func:`clipguard.rci.encode.encode_media`; its first ``media.clip_seconds``); a body larger
+than the route allows is refused with 413 before it is read
+(:class:`~clipguard.serving.middleware.UploadLimitMiddleware`), a file above
+``serving.max_upload_bytes`` with 413 naming it, a file that does not decode with 422.
+
+**Errors.** Malformed bodies are 400 (BentoML's validation), unknown clips 404, search
+without an index or media without encoders 404, overload 429 (``traffic.max_concurrency``
+requests in flight) or 503 (batch deadline; model still loading), never a time-out or a
+500 for bad input.
+
+Configuration (:func:`~clipguard.serving.runtime.config_from_arguments`): bento arguments,
+then ``$CLIPGUARD_OVERRIDES`` (a JSON object of dotted keys; what a deployment of a built
+bento sets, since BentoML serves a bento with its build-time arguments)::
+
+    bentoml serve clipguard.serving.service:ClipGuard \\
+        --arg rci.model_uri=models:/clipguard-student@champion --arg serving.features_dir=runs/features
+    CLIPGUARD_OVERRIDES='{"serving.features_dir": "/data/features"}' bentoml serve clipguard:latest
+
+Model reload: the champion alias is polled every ``serving.reload_interval_s`` and
+``/rci/reload`` polls it at once (see :mod:`clipguard.serving.runtime`).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+from annotated_types import Ge, Le, Len
+from bentoml.exceptions import BentoMLException
+from pydantic import AfterValidator, StringConstraints
+
+from clipguard.serving.middleware import MULTIPART_OVERHEAD_BYTES, UploadLimitMiddleware
+from clipguard.serving.runtime import (
+    ClipNotFoundError,
+    IncompatibleModelError,
+    ServingError,
+    ServingRuntime,
+    config_from_arguments,
+)
+from clipguard.serving.schemas import ClipId, HealthResponse, PairRequest, PairScore, SearchResponse
+
+CONFIG = config_from_arguments(vars(bentoml.use_arguments()))
+SERVING = CONFIG.serving
+RUNTIME = ServingRuntime(CONFIG)
+"""This process's runtime; the service starts it. Module-level so that request validation
+(which runs before a request joins a batch) can check clip ids against the loaded features."""
+
+IMAGE = (
+    bentoml.images.Image(python_version="3.11", lock_python_packages=False)
+    .system_packages("ffmpeg")
+    # the CPU torch wheel first, so that the requirements never resolve a CUDA build
+    .run("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
+)
+"""The bento's image; the Python requirements come from requirements.txt (bentofile.yaml)."""
+
+ENVS = [
+    {"name": "HF_HUB_OFFLINE", "value": "1"},
+    {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+    {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+]
+
+
+def http_error(err: ServingError) -> BentoMLException:
+    """The BentoML exception (status + message) of a runtime error."""
+    return BentoMLException(str(err), error_code=HTTPStatus(err.status))
+
+
+def _known_pairs(pairs: list[PairRequest]) -> list[PairRequest]:
+    """Request validation: every clip must have cached features (404 naming the unknown ids)."""
+    try:
+        RUNTIME.require_pairs([(p.query_clip_id, p.candidate_clip_id) for p in pairs])
+    except ServingError as e:
+        raise http_error(e) from e
+    return pairs
+
+
+KnownPairs = Annotated[list[PairRequest], Len(1, SERVING.max_pairs_per_request), AfterValidator(_known_pairs)]
+TopK = Annotated[int, Ge(1), Le(SERVING.max_top_k)]
+DEFAULT_K = min(CONFIG.rci.top_k, SERVING.max_top_k)
+VideoText = Annotated[str, StringConstraints(max_length=CONFIG.validation.max_asr_chars)]
+"""Title / OCR / ASR text of an uploaded video, encoded like a stored clip's text."""
+
+
+@bentoml.service(
+    name="clipguard",
+    workers=1,
+    traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency},
+    envs=ENVS,
+    image=IMAGE,
+)
+class ClipGuard:
+    """Reproduced-content identification: pair scoring and index search (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.runtime = RUNTIME
+        self.runtime.start()
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.runtime.close()
+
+    @bentoml.api(
+        route="/rci/score",
+        batchable=SERVING.batching,
+        max_batch_size=SERVING.max_batch_size,
+        max_latency_ms=SERVING.max_latency_ms,
+    )
+    def score(self, pairs: KnownPairs) -> list[PairScore]:
+        """Score pairs of clips with cached features: P(candidate reproduces query), label, versions."""
+        try:
+            return self.runtime.score_pairs([(p.query_clip_id, p.candidate_clip_id) for p in pairs])
+        except ClipNotFoundError as e:
+            # validated before batching: the features changed (reload) while the pairs were queued
+            raise BentoMLException(f"features changed while queued, retry: {e}", error_code=HTTPStatus.SERVICE_UNAVAILABLE) from e
+        except ServingError as e:
+            raise http_error(e) from e
+
+    @bentoml.api(route="/rci/search")
+    def search(self, clip_id: ClipId, k: TopK = DEFAULT_K) -> SearchResponse:
+        """The ``k`` clips of the index most similar to ``clip_id``, each scored by the student."""
+        try:
+            return self.runtime.search(clip_id, k)
+        except ServingError as e:
+            raise http_error(e) from e
+
+    @bentoml.api(route="/rci/score_media")
+    def score_media(
+        self, query: Path, candidate: Path, query_text: VideoText = "", candidate_text: VideoText = ""
+    ) -> PairScore:
+        """Score two uploaded videos as (query, candidate): decoded, encoded, then scored by the student."""
+        try:
+            self.runtime.check_upload("query", query)
+            self.runtime.check_upload("candidate", candidate)
+            return self.runtime.score_media(query, candidate, query_text, candidate_text)
+        except ServingError as e:
+            raise http_error(e) from e
+
+    @bentoml.api(route="/rci/search_media")
+    def search_media(self, video: Path, k: TopK = DEFAULT_K, text: VideoText = "") -> SearchResponse:
+        """The ``k`` clips of the index most similar to an uploaded video, each scored by the student."""
+        try:
+            self.runtime.check_upload("video", video)
+            return self.runtime.search_media(video, k, text)
+        except ServingError as e:
+            raise http_error(e) from e
+
+    @bentoml.api(route="/rci/reload")
+    def reload(self) -> HealthResponse:
+        """Check the champion alias now; a new champion is loaded and swapped in before this returns.
+
+        A champion that cannot be served (gone, or not fitting the features) is 409 with the
+        reason, a registry that cannot be reached 503; the serving model stays either way.
+        """
+        from clipguard.rci.student import ModelNotFoundError
+
+        try:
+            self.runtime.refresh()
+        except (ModelNotFoundError, IncompatibleModelError, TypeError) as e:
+            raise BentoMLException(f"the champion cannot be served: {e}", error_code=HTTPStatus.CONFLICT) from e
+        except Exception as e:
+            raise BentoMLException(f"champion check failed: {e}", error_code=HTTPStatus.SERVICE_UNAVAILABLE) from e
+        return self.runtime.health()
+
+    @bentoml.api(route="/health")
+    async def health(self) -> HealthResponse:
+        """``loading`` / ``ready`` / ``failed``, the versions served, and batch counters."""
+        return self.runtime.health()
+
+
+ClipGuard.add_asgi_middleware(
+    UploadLimitMiddleware,
+    limits={
+        "/rci/score_media": 2 * SERVING.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        "/rci/search_media": SERVING.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+    },
+)

@@ -1,0 +1,54 @@
+"""The default student: the registry champion (``models:/clipguard-student@champion``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from clipguard.rci.score import score_pairs
+from clipguard.rci.student import ModelNotFoundError, load_student
+from tests.rci.conftest import ENCODER_VERSION, rci_config
+
+LOADER = "clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained"
+
+
+@pytest.mark.slow
+def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, monkeypatch):
+    import mlflow
+
+    from clipguard.registry import Lineage, log_model, registered_model_name
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    _, enc_dir, student_dir = rci_env
+    cfg = rci_config(tmp_path / "runs")
+    shutil.copytree(enc_dir, tmp_path / "runs" / "encoders" / ENCODER_VERSION)  # the default location
+
+    with pytest.raises(ModelNotFoundError, match="clipguard-student"):
+        load_student(None, cfg)
+
+    config = json.loads((student_dir / "config.json").read_text())
+    mv = log_model(
+        "student", student_dir / "model.safetensors", config, cfg=cfg, loader=LOADER,
+        metrics={"threshold": 0.25}, lineage=Lineage(encoder_version=ENCODER_VERSION),
+    )
+    name = registered_model_name("student", cfg)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+
+    loaded = load_student(None, cfg)
+    assert loaded.model_version == f"{name}/{mv.version}" and loaded.threshold == 0.25
+    assert loaded.encoder_version == ENCODER_VERSION
+
+    csv = rci_media / "pairs_registry.csv"
+    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(csv, index=False)
+    result = score_pairs(csv, tmp_path / "s.csv", cfg, progress=False)
+    df = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert result.model_uri == "models:/clipguard-student@champion" and result.threshold == 0.25
+    assert df.loc[0, "error"] == "" and df.loc[0, "model_version"] == f"{name}/{mv.version}"
+    local = score_pairs(csv, tmp_path / "l.csv", cfg, model_uri=student_dir, progress=False)
+    assert float(df.loc[0, "score"]) == pytest.approx(float(pd.read_csv(tmp_path / "l.csv").loc[0, "score"]), abs=1e-6)
+    assert local.model_version == "stest"
