@@ -24,12 +24,14 @@ data_app = typer.Typer(no_args_is_help=True, help="Corpus generation, ingestion 
 media_app = typer.Typer(no_args_is_help=True, help="Inspect and decode media files.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the resolved configuration.")
 features_app = typer.Typer(no_args_is_help=True, help="Encoder pretraining, feature extraction, Feast.")
+rci_app = typer.Typer(no_args_is_help=True, help="Reproduced-content identification: score pairs, search, index.")
 registry_app = typer.Typer(no_args_is_help=True, help="Model registry: show, promote, rollback (MLflow aliases).")
 app.add_typer(data_app, name="data")
 app.add_typer(media_app, name="media")
 app.add_typer(config_app, name="config")
 app.add_typer(registry_app, name="registry")
 app.add_typer(features_app, name="features")
+app.add_typer(rci_app, name="rci")
 
 console = Console(stderr=True)
 
@@ -230,6 +232,61 @@ def features_training_set(
     cfg = _cfg(ctx)
     store = build_store(features / FEATURES_FILE, _work(cfg, cfg.feast.dir), cfg.feast)
     typer.echo(json.dumps(build_training_set(root, store, out).to_dict(), indent=2, default=str))
+
+
+@rci_app.command("score")
+def rci_score(
+    ctx: typer.Context,
+    pairs: Annotated[Path, typer.Option(help="CSV with query_path,candidate_path (+ optional text columns)")],
+    out: Annotated[Path, typer.Option(help="output CSV: one row per input row, with score and error")],
+    model: Annotated[Optional[str], typer.Option(help="student: models:/ URI or model folder (default: champion)")] = None,
+    encoder_dir: Annotated[Optional[Path], typer.Option(help="pretrained encoder folder (default: the model's)")] = None,
+    media_root: Annotated[Optional[Path], typer.Option(help="folder relative paths in the CSV are read from")] = None,
+) -> None:
+    """Score arbitrary pairs of video files end to end (decode, encode, student)."""
+    from clipguard.rci.score import score_pairs
+
+    cfg = _cfg(ctx)
+    r = score_pairs(pairs, out, cfg, model_uri=model, encoder_dir=encoder_dir, media_root=media_root)
+    console.print(f"{r.n_rows} rows: {r.n_scored} scored, {r.n_errors} with errors -> {r.out_csv}")
+
+
+@rci_app.command("search")
+def rci_search(
+    ctx: typer.Context,
+    video: Annotated[Path, typer.Option(help="query video file")],
+    index_dir: Annotated[Path, typer.Option(help="index version folder (from `rci index`)")],
+    top_k: Annotated[Optional[int], typer.Option(help="candidates to retrieve and score")] = None,
+    model: Annotated[Optional[str], typer.Option(help="student: models:/ URI or model folder (default: champion)")] = None,
+) -> None:
+    """Retrieve the top-k candidates by clip embedding, then score each pair with the student."""
+    from clipguard.media.reader import MediaError
+    from clipguard.rci.search import search_video
+
+    cfg = _cfg(ctx)
+    try:
+        rows = search_video(video, cfg, index_dir, top_k=top_k, model_uri=model)
+    except MediaError as e:
+        console.print(f"[red]{e.reason}[/red]: {e}")
+        raise typer.Exit(1) from e
+    typer.echo(json.dumps(rows, indent=2, default=str))
+
+
+@rci_app.command("index")
+def rci_index(
+    ctx: typer.Context,
+    features: Annotated[Path, typer.Argument(help="features folder of one encoder version")],
+    kind: Annotated[Optional[str], typer.Option(help="hnsw or ivfpq (default from config)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output root (default WORK/index)")] = None,
+) -> None:
+    """Build (or find) the FAISS index of the clip embeddings."""
+    from dataclasses import asdict, is_dataclass
+
+    from clipguard.index.faiss_index import build_index
+
+    cfg = _cfg(ctx)
+    r = build_index(features, cfg, out_dir=out, kind=kind)  # type: ignore[arg-type]
+    typer.echo(json.dumps(asdict(r) if is_dataclass(r) else str(r), indent=2, default=str))
 
 
 def _registry_call(fn, *args, **kwargs):
