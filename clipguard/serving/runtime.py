@@ -403,6 +403,12 @@ class TokenReader:
         self._cache: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def cached_clip_ids(self) -> list[str]:
+        """Clips in the cache, least recently used first."""
+        with self._lock:
+            return list(self._cache)
+
     def read(self, refs: Mapping[str, ClipRef]) -> dict[str, dict[str, torch.Tensor]]:
         """Tokens of every clip of ``refs`` (cached clips are not read again)."""
         from safetensors import safe_open

@@ -16,7 +16,9 @@ plus BentoML's ``GET /readyz`` (200 once the model is loaded) and ``GET /livez``
 
 **Adaptive batching.** ``rci/score`` is a batchable API: BentoML's dispatcher merges the
 pairs of concurrent requests into one forward pass (at most ``serving.max_batch_size``
-pairs; a pair that cannot start within ``serving.max_latency_ms`` is answered 503).
+pairs; a queued request whose estimated completion exceeds ``serving.max_latency_ms`` is
+answered 503, and at most ``serving.max_concurrency`` requests are in flight, which bounds
+the queue).
 A request may carry up to ``serving.max_pairs_per_request`` pairs. The batch must never
 fail because of one request, so clip ids are checked while the request body is validated,
 before it joins a batch: an unknown id is answered 404 (naming the ids) for its own
@@ -31,8 +33,8 @@ than the route allows is refused with 413 before it is read
 
 **Errors.** Malformed bodies are 400 (BentoML's validation), unknown clips 404, search
 without an index or media without encoders 404, overload 429 (``traffic.max_concurrency``
-requests in flight) or 503 (batch deadline; model still loading), never a time-out or a
-500 for bad input.
+requests in flight) or 503 (batch deadline; model still loading or failed to load), never a
+time-out or a 500 for bad input.
 
 Configuration (:func:`~clipguard.serving.runtime.config_from_arguments`): bento arguments,
 then ``$CLIPGUARD_OVERRIDES`` (a JSON object of dotted keys; what a deployment of a built
@@ -198,7 +200,8 @@ class ClipGuard:
         return self.runtime.health()
 
 
-ClipGuard.add_asgi_middleware(
+# @bentoml.service turned the class into a bentoml.Service (mypy does not apply class decorators)
+ClipGuard.add_asgi_middleware(  # type: ignore[attr-defined]
     UploadLimitMiddleware,
     limits={
         "/rci/score_media": 2 * SERVING.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,

@@ -61,7 +61,7 @@ def test_scores_equal_evaluation_scores_and_carry_versions(runtime: ServingRunti
     from clipguard.training.student import load_student, score_pairs, student_dataset
 
     model = load_student(pair_world.student_dir)
-    dataset = student_dataset(pair_world.features_dir.parent.parent / "root", pair_world.features_dir, ("val",), model.config, model.config.tasks)
+    dataset = student_dataset(pair_world.base / "root", pair_world.features_dir, ("val",), model.config, model.config.tasks)
     expected = score_pairs(model, dataset, 8)
     pairs = list(zip(dataset.pairs["query_clip_id"], dataset.pairs["candidate_clip_id"]))
     served = runtime.score_pairs(pairs)
@@ -131,9 +131,9 @@ def test_token_cache_is_bounded_lru(pair_world: ServingWorld, runtime: ServingRu
     tokens = reader.read(source.locate(["train_src0", "train_src1", "train_src2"]))
     assert set(tokens) == {"train_src0", "train_src1", "train_src2"}
     assert {tuple(t.shape)[0] <= 3 for c in tokens.values() for t in c.values()} == {True}
-    assert list(reader._cache) == ["train_src1", "train_src2"]
+    assert reader.cached_clip_ids == ["train_src1", "train_src2"]
     reader.read(source.locate(["train_src1"]))
-    assert list(reader._cache) == ["train_src2", "train_src1"]
+    assert reader.cached_clip_ids == ["train_src2", "train_src1"]
 
 
 def test_uploads_are_decoded_encoded_and_scored(media_world: ServingWorld, tmp_path: Path) -> None:
