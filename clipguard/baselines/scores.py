@@ -43,7 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Method = Literal["vpdq", "pdq", "embedding"]
-METHODS: tuple[str, ...] = ("vpdq", "pdq", "embedding")
+METHODS: tuple[Method, ...] = ("vpdq", "pdq", "embedding")
 HashScore = Literal["similarity", "match_share"]
 HASHES_SUBDIR = "hashes"
 EVAL_SUBDIR = "eval"
@@ -170,8 +170,10 @@ def _wins(student: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in COMPARED_METRICS:
         s, b = student.get(m), baseline.get(m)
-        defined = s is not None and b is not None and not (math.isnan(s) or math.isnan(b))
-        out[m] = {"student": s, "baseline": b, "student_higher": (s > b) if defined else None}
+        higher = None
+        if s is not None and b is not None and not (math.isnan(s) or math.isnan(b)):
+            higher = bool(s > b)
+        out[m] = {"student": s, "baseline": b, "student_higher": higher}
     return out
 
 

@@ -160,7 +160,7 @@ def pr_curve_figure(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: st
     ax.set_xlim(0, 1.01)
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="upper right", fontsize=7)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.92)
     return fig
 

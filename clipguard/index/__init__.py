@@ -8,6 +8,7 @@ from clipguard.index.faiss_index import (
     SearchResult,
     build_index,
     build_index_from_vectors,
+    latest_index_dir,
     load_index,
     search,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "SearchResult",
     "build_index",
     "build_index_from_vectors",
+    "latest_index_dir",
     "load_index",
     "search",
 ]

@@ -158,7 +158,7 @@ def score_pairs(
     row_keys: list[tuple[str, str] | None] = []
     errors: list[str] = [""] * len(df)
     for i, row in enumerate(df.to_dict("records")):
-        keys = []
+        wanted: list[MediaRequest] = []
         for side in SIDES:
             try:
                 path = _resolve(row[f"{side}_path"], base, root)
@@ -169,9 +169,13 @@ def score_pairs(
                 break
             texts = {f: row.get(f"{side}_{f}", "") for f in TEXT_FIELDS}
             key = hashlib.sha1(repr((str(path), start, end, sorted(texts.items()))).encode()).hexdigest()[:16]
-            requests.setdefault(key, MediaRequest(key, path, start, end, **texts))
-            keys.append(key)
-        row_keys.append((keys[0], keys[1]) if len(keys) == 2 else None)
+            wanted.append(MediaRequest(key, path, start, end, **texts))
+        if errors[i]:
+            row_keys.append(None)
+            continue
+        for r in wanted:  # each distinct (file, window, text) is encoded once
+            requests.setdefault(r.key, r)
+        row_keys.append((wanted[0].key, wanted[1].key))
 
     encoded = encode_media(list(requests.values()), bundle, cfg, progress)
     del bundle
@@ -208,10 +212,10 @@ def score_pairs(
     out["encoder_version"] = enc_version
     out_path = Path(out_csv)
     atomic_write(out_path, lambda p: out.to_csv(p, index=False, na_rep=""))
-    n_err = sum(1 for e in errors if e)
-    for i, e in enumerate(errors):
-        if e:
-            log.warning("row %d not scored: %s", i, e)
+    n_err = sum(1 for message in errors if message)
+    for i, message in enumerate(errors):
+        if message:
+            log.warning("row %d not scored: %s", i, message)
     result = ScoreResult(
         out_path, len(df), len(scorable), n_err, sum(isinstance(v, EncodedClip) for v in encoded.values()),
         student.model_uri, student.model_version, enc_version, thr, time.perf_counter() - t0,

@@ -59,10 +59,10 @@ class VideoSearcher:
         self.cfg = cfg
         self.index = load_index(index_dir)
         version = self.index.encoder_version
-        recorded = self.index.meta.get("features_dir")
-        if features_dir is None and recorded is None:
+        source = features_dir if features_dir is not None else self.index.meta.get("features_dir")
+        if source is None:
             raise ValueError(f"{index_dir} records no features_dir: pass the features the index was built from")
-        self.features_dir = resolve_features_dir(features_dir if features_dir is not None else recorded)
+        self.features_dir = resolve_features_dir(source)
         manifest = read_manifest(self.features_dir)
         if version is not None and manifest.get("encoder_version") != version:
             raise ValueError(
@@ -145,16 +145,21 @@ class VideoSearcher:
 def search_video(
     video_path: str | Path,
     cfg: Config,
-    index_dir: str | Path,
+    index_dir: str | Path | None = None,
     top_k: int | None = None,
     model_uri: str | Path | None = None,
     encoder_dir: str | Path | None = None,
     features_dir: str | Path | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """One-shot :meth:`VideoSearcher.search` (loads index, student and encoders, then searches)."""
+    """One-shot :meth:`VideoSearcher.search` (loads index, student and encoders, then searches).
+
+    ``index_dir`` defaults to the most recently built index under ``<work_dir>/<cfg.index.dir>``
+    (:func:`clipguard.index.latest_index_dir`); ``top_k`` to ``cfg.rci.top_k``.
+    """
     from clipguard.encoders.runtime import configure_threads
+    from clipguard.index.faiss_index import latest_index_dir
 
     configure_threads(cfg.features.torch_threads)
-    searcher = VideoSearcher(cfg, index_dir, model_uri, encoder_dir, features_dir)
+    searcher = VideoSearcher(cfg, index_dir if index_dir is not None else latest_index_dir(cfg), model_uri, encoder_dir, features_dir)
     return searcher.search(video_path, top_k, progress=progress)

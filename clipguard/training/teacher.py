@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,10 @@ def media_clip_ids(root: str | Path, splits: tuple[str, ...] = MEDIA_SPLITS) -> 
     return sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))
 
 
-def drop_undecoded(pairs: pd.DataFrame, decoded: set[str] | Any, what: str) -> pd.DataFrame:
+def drop_undecoded(pairs: pd.DataFrame, decoded: Iterable[str], what: str) -> pd.DataFrame:
     """The pairs whose two clips are both in ``decoded``; a warning names how many were dropped."""
-    keep = pairs["query_clip_id"].isin(decoded) & pairs["candidate_clip_id"].isin(decoded)
+    available = set(decoded)
+    keep = pairs["query_clip_id"].isin(available) & pairs["candidate_clip_id"].isin(available)
     if not keep.all():
         log.warning("%s: %d pair(s) skipped, a clip did not decode/extract", what, int((~keep).sum()))
     return pairs[keep].reset_index(drop=True)

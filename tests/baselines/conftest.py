@@ -2,7 +2,8 @@
 
 ``src`` pans over scikit-image's astronaut; ``reencode`` is the same frames at a much lower
 quality (crf 38); ``flip`` the frames mirrored left-right; ``other`` a pan over a different
-photograph (coffee); ``gone`` points at a file that does not exist.
+photograph (coffee); ``gone`` points at a file that does not exist; ``corrupt`` at a file
+that is not a video.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def build_hash_root(root: Path) -> Path:
     write_video(root / "videos/reencode.mp4", src, fps=FPS, crf=38)
     write_video(root / "videos/flip.mp4", [np.ascontiguousarray(f[:, ::-1]) for f in src], fps=FPS)
     write_video(root / "videos/other.mp4", pan(photo("coffee")), fps=FPS)
-    names = ["src", "reencode", "flip", "other", "gone"]
+    (root / "videos/corrupt.mp4").write_bytes(bytes(range(256)) * 16)
+    names = ["src", "reencode", "flip", "other", "gone", "corrupt"]
     clips = pd.DataFrame(
         {
             "clip_id": names,
@@ -74,12 +76,12 @@ def build_hash_root(root: Path) -> Path:
     )
     pairs = pd.DataFrame(
         {
-            "pair_id": ["p_reencode", "p_flip", "p_other", "p_gone"],
-            "query_clip_id": ["reencode", "flip", "other", "gone"],
-            "candidate_clip_id": ["src", "src", "src", "src"],
-            "label": [1, 1, 0, 1],
-            "reason": ["visual", "visual", "none", "visual"],
-            "event_timestamp": pd.date_range("2026-11-02", periods=4, freq="h", tz="UTC"),
+            "pair_id": ["p_reencode", "p_flip", "p_other", "p_gone", "p_corrupt"],
+            "query_clip_id": ["reencode", "flip", "other", "gone", "corrupt"],
+            "candidate_clip_id": ["src", "src", "src", "src", "src"],
+            "label": [1, 1, 0, 1, 0],
+            "reason": ["visual", "visual", "none", "visual", "none"],
+            "event_timestamp": pd.date_range("2026-11-02", periods=5, freq="h", tz="UTC"),
             "split": "test",
         }
     )

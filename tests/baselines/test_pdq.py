@@ -36,13 +36,15 @@ def test_vpdq_misses_a_horizontally_flipped_copy(hash_root, cfg):
     assert s.loc["p_flip", "score"] < s.loc["p_reencode", "score"]
 
 
-def test_unreadable_clip_scores_zero_with_its_error(hash_root, cfg):
-    s = _scores(hash_root, cfg, "vpdq")
-    assert s.loc["p_gone", "score"] == 0.0
+@pytest.mark.parametrize("method", ["pdq", "vpdq"])
+def test_unreadable_clips_score_zero_with_their_error(hash_root, cfg, method):
+    s = _scores(hash_root, cfg, method)
+    assert s.loc["p_gone", "score"] == 0.0 and s.loc["p_corrupt", "score"] == 0.0
     assert s.loc["p_gone", "error"].startswith("query missing_file:")
-    assert (s.drop(index="p_gone")["error"] == "").all()
-    scores = baseline_scores(hash_root, read_accepted(hash_root, "pairs"), cfg, "vpdq", progress=False)
-    assert np.isfinite(scores).all() and len(scores) == 4
+    assert s.loc["p_corrupt", "error"].startswith("query decode_error:")
+    assert (s.drop(index=["p_gone", "p_corrupt"])["error"] == "").all()
+    scores = baseline_scores(hash_root, read_accepted(hash_root, "pairs"), cfg, method, progress=False)
+    assert np.isfinite(scores).all() and len(scores) == 5
 
 
 @pytest.mark.parametrize("method,target", [("pdq", "pdqhash.compute"), ("vpdq", "vpdq.computeHash")])

@@ -12,7 +12,15 @@ import pytest
 
 from clipguard.config import load_config
 from clipguard.features.store_format import FEATURES_FILE
-from clipguard.index import IndexIntegrityError, IndexParams, build_index, build_index_from_vectors, load_index, search
+from clipguard.index import (
+    IndexIntegrityError,
+    IndexParams,
+    build_index,
+    build_index_from_vectors,
+    latest_index_dir,
+    load_index,
+    search,
+)
 from clipguard.index.faiss_index import INDEX_FILE, merge_topk
 
 DIM = 32
@@ -85,22 +93,23 @@ def test_merge_topk_across_shards():
 
 
 def test_ivfpq_stays_under_64_bytes_per_vector():
-    """32 sub-quantisers: a 16-32 B code + the 8-byte id per vector, the quantisers amortised.
+    """Each vector costs its PQ code + its 8-byte id; quantisers are amortised.
 
-    4-bit codes keep the test fast (training 8-bit codebooks takes minutes on 2 shared
-    cores); the benchmark measures the default 8-bit codes at 1M vectors.
+    Small 4-bit codes keep the test fast (FAISS trains 8-bit codebooks for minutes on 2
+    shared cores); the benchmark measures the default 32-byte codes at 1M vectors.
     """
-    x = clustered(6000, dim=128)
-    params = IndexParams(kind="ivfpq", ivf_nlist=32, pq_m=32, pq_nbits=4, opq=False, nprobe=32)
-    index = build_index_from_vectors(x[:5000], [str(i) for i in range(5000)], params, threads=1)
+    x = np.random.default_rng(0).standard_normal((3000, 128)).astype(np.float32)
+    params = IndexParams(kind="ivfpq", ivf_nlist=16, pq_m=16, pq_nbits=4, nprobe=16)
+    index = build_index_from_vectors(x[:2000], [str(i) for i in range(2000)], params, threads=1)
     assert index.bytes_per_vector() <= 64
     res = index.search(x[:20], 10)
-    assert np.mean([r[0] == str(i) for i, r in enumerate(res.clip_ids)]) >= 0.5
+    assert np.mean([r[0] == str(i) for i, r in enumerate(res.clip_ids)]) >= 0.9
     before = index.serialized_bytes()
-    index.shards[0].add_with_ids(np.ascontiguousarray(x[5000:] / np.linalg.norm(x[5000:], axis=1, keepdims=True)), np.arange(5000, 6000))
+    index.shards[0].add_with_ids(np.ascontiguousarray(x[2000:] / np.linalg.norm(x[2000:], axis=1, keepdims=True)), np.arange(2000, 3000))
     marginal = (index.serialized_bytes() - before) / 1000
-    assert marginal == pytest.approx(32 * 4 / 8 + 8, abs=0.5)  # code + id
-    assert marginal + 32 * 4 / 8 <= 64  # the default 8-bit code (32 B) + id stays under the target
+    assert marginal == pytest.approx(16 * 4 / 8 + 8, abs=0.5)  # code + id
+    default = IndexParams()
+    assert default.pq_m * default.pq_nbits / 8 + 8 <= 64  # the default 32-byte code + id
 
 
 def _features_dir(directory: Path, x: np.ndarray, encoder: str = "e123", data: str = "d1") -> Path:
@@ -145,6 +154,9 @@ def test_build_index_from_features_is_versioned_and_idempotent(tmp_path):
     assert other.version != r.version
     subset = build_index(feats, cfg, clip_ids=["clip00001", "clip00002"], progress=False)
     assert subset.n_vectors == 2 and subset.version != r.version
+    assert latest_index_dir(cfg) == subset.index_dir  # the most recently built one
+    with pytest.raises(FileNotFoundError, match="no index"):
+        latest_index_dir(cfg, tmp_path / "empty")
 
 
 def test_build_index_refuses_bad_embeddings(tmp_path):
@@ -155,3 +167,10 @@ def test_build_index_refuses_bad_embeddings(tmp_path):
         build_index(_features_dir(tmp_path / "nan", x), cfg, progress=False)
     with pytest.raises(KeyError, match="nope"):
         build_index(_features_dir(tmp_path / "ok", clustered(10)), cfg, clip_ids=["nope"], progress=False)
+
+
+def test_param_defaults_follow_the_config():
+    from clipguard.config import IndexConfig
+
+    assert IndexParams() == IndexParams.from_config(IndexConfig.model_validate({}))
+    assert IndexParams.from_config(IndexConfig.model_validate({}), kind="ivfpq", nprobe=None).kind == "ivfpq"

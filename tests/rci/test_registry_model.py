@@ -1,4 +1,7 @@
-"""The default student: the registry champion (``models:/clipguard-student@champion``)."""
+"""The default student: the registry champion (``models:/clipguard-student@champion``).
+
+Uses a fresh MLflow SQLite store under the test's work_dir (a few seconds of migrations).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from tests.rci.conftest import ENCODER_VERSION, rci_config
 LOADER = "clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained"
 
 
-@pytest.mark.slow
 def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, monkeypatch):
     import mlflow
 

@@ -20,14 +20,14 @@ def bank(rci_env, rci_media, tmp_path_factory):
     base = tmp_path_factory.mktemp("bank")
     root = validated_root(base / "root", rci_media, ["astronaut", "coffee", "rocket", "horse"])
     features = extract_features(root, cfg, enc_dir, base / "features", progress=False).features_dir
-    index = build_index(features, cfg, out_dir=base / "index", progress=False)
+    index = build_index(features, cfg, progress=False)  # into <work_dir>/index: the default of search_video
     return features, index
 
 
 def test_search_returns_top_k_candidates_scored_by_the_student(rci_env, rci_media, bank):
     cfg, _, student_dir = rci_env
     _, index = bank
-    rows = search_video(rci_media / "videos/astronaut_copy.mp4", cfg, index.index_dir, top_k=3, model_uri=student_dir, progress=False)
+    rows = search_video(rci_media / "videos/astronaut_copy.mp4", cfg, top_k=3, model_uri=student_dir, progress=False)
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert rows[0]["clip_id"] == "clip_astronaut"  # a re-encode retrieves its source first
     assert rows[0]["similarity"] > 0.95
