@@ -23,6 +23,7 @@ help:
 	@echo "make rollback MODEL=student            restore the previous champion"
 	@echo "make mlflow-ui                         MLflow UI on http://127.0.0.1:5000"
 	@echo "make serve [PORT=3000] [SET='--set rci.model_uri=... --set serving.features_dir=...']  RCI service"
+	@echo "make demo [DEMO_OUT=runs/demo] [SET='--set key=value']  the whole loop locally, summary + time"
 
 setup: system-deps venv
 
@@ -85,6 +86,13 @@ SET ?=
 .PHONY: serve
 serve:
 	$(CG) $(SET) serve --port $(PORT)
+
+# The whole loop on a synthetic corpus (pipelines/demo.py): corpus -> training pipeline -> gate
+# (+ a degraded challenger it must refuse) -> drift_watch per day -> alert + retraining -> summary.
+DEMO_OUT ?=
+.PHONY: demo
+demo:
+	$(CG) --profile demo $(SET) demo $(if $(DEMO_OUT),--out $(DEMO_OUT),)
 
 mlflow-ui:
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(WORK)/mlflow.db --default-artifact-root $(WORK)/mlartifacts --host 127.0.0.1 --port 5000

@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from clipguard.config import Config, load_config
 from clipguard.encoders.audio import whisper_config
 from clipguard.encoders.vision import swin_config
+from clipguard.eval.speed import count_flops as count
 from clipguard.models.frames import allocate_frame_counts
 from clipguard.models.matchlite import ClipFeatures, MatchLiteConfig, MatchLiteForPairClassification
 from clipguard.models.matchlm import MatchLMConfig, MatchLMForPairClassification, MatchLMProcessor, PairExample
@@ -53,13 +53,6 @@ FRAMES_PER_CLIP = 20  # 1 fps
 AUDIO_TOKENS_PER_CLIP = 20  # 1 per second
 TEXT_TOKENS_PER_CLIP = 64  # A.1
 PAPER = {"teacher_tflops": 25.4, "student_tflops": 0.86, "reported_reduction": 35}
-
-
-def count(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-    """Total FLOPs of one call of ``fn`` and its result."""
-    with FlopCounterMode(display=False) as counter:
-        out = fn(*args, **kwargs)
-    return int(counter.get_total_flops()), out
 
 
 def n_params(module: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -24,7 +24,10 @@ data_app = typer.Typer(no_args_is_help=True, help="Corpus generation, ingestion 
 media_app = typer.Typer(no_args_is_help=True, help="Inspect and decode media files.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the resolved configuration.")
 features_app = typer.Typer(no_args_is_help=True, help="Encoder pretraining, feature extraction, Feast.")
-rci_app = typer.Typer(no_args_is_help=True, help="Reproduced-content identification: score pairs, search, index.")
+rci_app = typer.Typer(
+    no_args_is_help=True,
+    help="Reproduced-content identification: train, evaluate, ablate, compare with baselines, report; score pairs, search, index.",
+)
 registry_app = typer.Typer(no_args_is_help=True, help="Model registry: show, promote, rollback (MLflow aliases).")
 app.add_typer(data_app, name="data")
 app.add_typer(media_app, name="media")
@@ -289,6 +292,310 @@ def rci_index(
     typer.echo(json.dumps(asdict(r) if is_dataclass(r) else str(r), indent=2, default=str))
 
 
+# --------------------------------------------------------------------------- rci: training, evaluation, ablations, report
+
+_RCI_ERRORS = (FileNotFoundError, ValueError, KeyError)
+
+
+def _rci_exit(e: BaseException) -> typer.Exit:
+    """Print a missing / bad input error and return the exit (code 2) to raise."""
+    console.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+    return typer.Exit(2)
+
+
+def _ints(text: Optional[str], option: str) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as e:
+        raise typer.BadParameter(f"{option} takes comma-separated integers, got {text!r}") from e
+
+
+def _names(text: str, known: tuple[str, ...], option: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise typer.BadParameter(f"{option}: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(known)}")
+    return names
+
+
+def _echo(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _to_stderr():
+    """Send what the library prints (rich progress bars) to stderr, keeping stdout for the JSON result."""
+    import contextlib
+    import sys
+
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def _feature_check(root: Path, features: Path, splits: tuple[str, ...]) -> None:
+    from clipguard.eval.inputs import require_features
+
+    coverage = require_features(root, features, splits)
+    if coverage.missing:
+        console.print(f"[yellow]warning:[/yellow] {coverage.message}")
+
+
+@rci_app.command("train-teacher")
+def rci_train_teacher(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    out: Annotated[Optional[Path], typer.Option(help="teachers root (default WORK/rci/teachers)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="init / sampling seed (default: config seed)")] = None,
+    media_dir: Annotated[Optional[Path], typer.Option(help="decoded-media cache (default WORK/rci/media)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="models.teacher.epochs")] = None,
+    track: Annotated[bool, typer.Option(help="log the run to MLflow")] = True,
+) -> None:
+    """Stage-1 SFT of the MatchLM teacher on the train pairs (resumable; a finished version is reused)."""
+    from clipguard.eval.inputs import require_data_root
+    from clipguard.training.teacher import train_teacher
+
+    cfg = _cfg(ctx, **{"models.teacher.epochs": epochs})
+    try:
+        require_data_root(root)
+        with _to_stderr():
+            r = train_teacher(root, cfg, out, seed, media_dir, progress=True, track=track)
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    _echo({k: v for k, v in r.to_dict().items() if k != "history"})
+
+
+@rci_app.command("cache-teacher")
+def rci_cache_teacher(
+    ctx: typer.Context,
+    teacher: Annotated[Path, typer.Argument(help="trained teacher folder (from `rci train-teacher`)")],
+    root: Annotated[Path, typer.Option(help="validated data root")] = Path("data/corpus"),
+    out: Annotated[Optional[Path], typer.Option(help="caches root (default WORK/rci/teacher_cache)")] = None,
+    splits: Annotated[str, typer.Option(help="pair splits to cover, comma-separated")] = "train,val,test",
+    media_dir: Annotated[Optional[Path], typer.Option(help="decoded-media cache (default WORK/rci/media)")] = None,
+) -> None:
+    """Compute the frozen teacher's logits and embeddings once per (teacher, data) version."""
+    from clipguard.eval.inputs import model_kind, require_data_root
+    from clipguard.training.teacher_cache import cache_teacher
+
+    cfg = _cfg(ctx)
+    try:
+        require_data_root(root)
+        if model_kind(teacher) != "teacher":
+            raise ValueError(f"{teacher} is a student, not a teacher")
+        with _to_stderr():
+            outputs = cache_teacher(teacher, root, cfg, out, tuple(s.strip() for s in splits.split(",")), media_dir, progress=True)
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    _echo({"teacher_cache": str(outputs.path), "teacher_version": outputs.teacher_version, "data_version": outputs.data_version, "pairs": len(outputs.pair_ids)})
+
+
+@rci_app.command("train-student")
+def rci_train_student(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    features: Annotated[Optional[Path], typer.Option(help="extracted features of ROOT (`features extract`) (default WORK/features)")] = None,
+    teacher_cache: Annotated[Optional[Path], typer.Option(help="teacher cache folder (`rci cache-teacher`); stage 2 distils from it")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="students root (default WORK/rci/students)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="init / sampling seed (default: config seed)")] = None,
+    stages: Annotated[int, typer.Option(min=1, max=2, help="1: supervised only; 2: then distillation (or its control)")] = 2,
+    distill_mode: Annotated[Optional[str], typer.Option(help="both / logits / embeddings / off (models.distill.mode)")] = None,
+    modalities: Annotated[Optional[str], typer.Option(help="v / va / vt / vat (models.student.modalities)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="stage-1 epochs (models.student.epochs)")] = None,
+    distill_epochs: Annotated[Optional[int], typer.Option(min=1, help="stage-2 epochs (models.distill.epochs)")] = None,
+    track: Annotated[bool, typer.Option(help="log the run to MLflow")] = True,
+) -> None:
+    """Train MatchLite from cached features: stage 1 supervised, stage 2 distilled from the teacher cache."""
+    from clipguard.eval.inputs import require_data_root, require_teacher_cache
+    from clipguard.training.student import train_student
+
+    cfg = _cfg(ctx, **{"models.distill.mode": distill_mode, "models.student.modalities": modalities,
+                       "models.student.epochs": epochs, "models.distill.epochs": distill_epochs})
+    features = features or _work(cfg, "features")
+    try:
+        require_data_root(root)
+        _feature_check(root, features, ("train", "val"))
+        if teacher_cache is not None:
+            require_teacher_cache(teacher_cache)
+        elif stages == 2 and cfg.models.distill.mode != "off":
+            raise ValueError(
+                f"stage 2 with distill mode {cfg.models.distill.mode!r} needs --teacher-cache "
+                "(`clipguard rci cache-teacher TEACHER_DIR`), or use --distill-mode off / --stages 1"
+            )
+        with _to_stderr():
+            r = train_student(root, features, cfg, out, teacher_cache, seed, stages, progress=True, track=track)
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    _echo({k: v for k, v in r.to_dict().items() if k != "history"})
+
+
+@rci_app.command("evaluate")
+def rci_evaluate(
+    ctx: typer.Context,
+    model_dir: Annotated[Path, typer.Argument(help="trained student or teacher folder")],
+    root: Annotated[Path, typer.Option(help="validated data root")] = Path("data/corpus"),
+    features: Annotated[Optional[Path], typer.Option(help="extracted features (students only)")] = None,
+    split: Annotated[str, typer.Option(help="evaluated split (the F1 threshold comes from val)")] = "test",
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default MODEL_DIR/eval)")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="teachers only: caches root (default WORK/rci/teacher_cache)")] = None,
+    media_dir: Annotated[Optional[Path], typer.Option(help="teachers only: decoded-media cache")] = None,
+    track: Annotated[bool, typer.Option(help="log the evaluation to MLflow")] = True,
+) -> None:
+    """AP / F1 / R@P80 overall and per subset; writes metrics_<split>.json, pr_<split>.png, scores."""
+    from rich.table import Table
+
+    from clipguard.eval.evaluate import evaluate_student, evaluate_teacher, subset_rows
+    from clipguard.eval.inputs import model_kind, require_data_root
+
+    cfg = _cfg(ctx)
+    try:
+        require_data_root(root)
+        kind = model_kind(model_dir)
+        if kind == "student":
+            if features is None:
+                raise ValueError(f"{model_dir} is a student: pass --features (the features it was trained on)")
+            _feature_check(root, features, ("val", split))
+            with _to_stderr():
+                report = evaluate_student(model_dir, features, root, split, cfg, out, track=track)
+        else:
+            with _to_stderr():
+                report = evaluate_teacher(model_dir, root, split, cfg, cache_dir, out, media_dir, progress=True, track=track)
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    table = Table(title=f"{kind} on {split} (threshold {report['threshold']:.4g} from val)")
+    rows = subset_rows(report)
+    for column in rows[0]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("n/a" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+    _echo({"model": kind, "split": split, "threshold": report["threshold"], "metrics": report["metrics"], "files": report["files"]})
+
+
+@rci_app.command("baselines")
+def rci_baselines(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    features: Annotated[Optional[Path], typer.Option(help="extracted features (needed by the embedding baseline)")] = None,
+    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding")] = "vpdq,pdq,embedding",
+    split: Annotated[str, typer.Option(help="evaluated split (the F1 threshold comes from val)")] = "test",
+    student_report: Annotated[Optional[Path], typer.Option(help="a student's metrics_<split>.json (`rci evaluate`) to compare with")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default WORK/baselines/eval)")] = None,
+) -> None:
+    """PDQ / vPDQ / embedding cosine on the same val + test pairs as MatchLite, overall and per subset."""
+    from rich.table import Table
+
+    from clipguard.baselines.scores import METHODS, compare_baselines
+    from clipguard.eval.inputs import require_data_root
+
+    chosen = _names(methods, METHODS, "--methods")
+    cfg = _cfg(ctx)
+    try:
+        require_data_root(root)
+        if "embedding" in chosen:
+            if features is None:
+                raise ValueError("the embedding baseline needs --features (or leave it out: --methods vpdq,pdq)")
+            _feature_check(root, features, ("val", split))
+        if student_report is not None and not student_report.is_file():
+            raise FileNotFoundError(f"student report {student_report} not found: run `clipguard rci evaluate STUDENT_DIR` first")
+        with _to_stderr():
+            report = compare_baselines(root, cfg, split, chosen, features, student_report, out, progress=True)  # type: ignore[arg-type]
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    table = Table(title=f"baselines on {split}")
+    for column in ("method", "AP", "R@P80", "F1", "unscored pairs", "student higher everywhere"):
+        table.add_column(column)
+    for method, r in report["baselines"].items():
+        m = r["metrics"]
+        beats = r.get("student_beats_baseline")
+        table.add_row(method, *(f"{m[k]:.4f}" if m.get(k) is not None else "n/a" for k in ("ap", "r_at_p80", "f1")),
+                      str(r["n_errors"]), "n/a" if beats is None else str(beats))
+    console.print(table)
+    _echo(report["files"])
+
+
+@rci_app.command("ablate")
+def rci_ablate(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
+    features: Annotated[Optional[Path], typer.Option(help="extracted features of ROOT (default WORK/features)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="models, caches and ablations.json/.md (default WORK/rci/ablations)")] = None,
+    seeds: Annotated[str, typer.Option(help="student seeds, comma-separated")] = "0,1,2",
+    which: Annotated[str, typer.Option(help="comma-separated: modality, teacher, kd, lambda")] = "modality,teacher,kd,lambda",
+    teacher_seeds: Annotated[Optional[str], typer.Option(help="teacher seeds (default: --seeds)")] = None,
+    teacher_epochs: Annotated[Optional[int], typer.Option(min=1, help="shrink every teacher run to this many epochs")] = None,
+    student_epochs: Annotated[Optional[int], typer.Option(min=1, help="stage-1 epochs of every student")] = None,
+    distill_epochs: Annotated[Optional[int], typer.Option(min=1, help="stage-2 epochs of every student")] = None,
+    split: Annotated[str, typer.Option(help="evaluated split")] = "test",
+    workers: Annotated[int, typer.Option(min=1, help="trainings run at once (processes)")] = 1,
+    track: Annotated[bool, typer.Option(help="log the summary to MLflow")] = True,
+) -> None:
+    """The paper's ablations (modality, teacher vs student, KD terms, lambda) over seeds; reruns reuse finished runs."""
+    from clipguard.eval.ablation import ABLATIONS, run_ablations
+    from clipguard.eval.inputs import require_data_root
+    from clipguard.eval.report import default_paths
+
+    chosen = _names(which, ABLATIONS, "--which")
+    seed_list = _ints(seeds, "--seeds") or []
+    teacher_list = _ints(teacher_seeds, "--teacher-seeds")
+    if not seed_list:
+        raise typer.BadParameter("--seeds: give at least one seed")
+    cfg = _cfg(ctx)
+    features = features or _work(cfg, "features")
+    out = out or default_paths(cfg, split)["ablation"].parent
+    try:
+        require_data_root(root)
+        _feature_check(root, features, ("train", "val", split))
+        with _to_stderr():
+            result = run_ablations(
+                root, features, out, cfg, seeds=seed_list, which=chosen, teacher_epochs=teacher_epochs,
+                student_epochs=student_epochs, distill_epochs=distill_epochs, teacher_seeds=teacher_list,
+                split=split, workers=workers, progress=True, track=track,
+            )
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    console.print(f"ablations in {result['wall_seconds']:.0f} s; tables: {result['files']['markdown']}")
+    _echo({"files": result["files"], "directions": {k: d["verdict"] for k, d in result["directions"].items()}})
+
+
+@rci_app.command("report")
+def rci_report(
+    ctx: typer.Context,
+    ablation: Annotated[Optional[Path], typer.Option(help="ablations.json (default WORK/rci/ablations/ablations.json if present)")] = None,
+    baselines: Annotated[Optional[Path], typer.Option(help="baselines_<split>.json (default WORK/baselines/eval/baselines_test.json if present)")] = None,
+    flops: Annotated[Optional[Path], typer.Option(help="FLOPs JSON (default benchmarks/results/flops.json if present)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="write the Markdown here")] = None,
+    readme: Annotated[Optional[Path], typer.Option(help="replace the rci-results marked region of this README")] = None,
+    student: Annotated[Optional[str], typer.Option(help="ablation variant compared with the baselines (default: MatchLite + KD)")] = None,
+) -> None:
+    """Markdown tables of the ablations, baselines vs MatchLite and FLOPs, with a verdict per paper direction.
+
+    Without --out / --readme the Markdown goes to stdout. A result given explicitly must
+    exist; a default one that does not is reported as not measured.
+    """
+    from clipguard.eval.report import default_paths, write_report
+
+    cfg = _cfg(ctx)
+    defaults = default_paths(cfg)
+    given = {"ablation": ablation, "baselines": baselines, "flops": flops}
+    paths = {}
+    for kind, path in given.items():
+        if path is None and defaults[kind].is_file():
+            path = defaults[kind]
+        elif path is None:
+            console.print(f"[yellow]note:[/yellow] no {kind} results at {defaults[kind]}: that section says not measured")
+        paths[kind] = path
+    try:
+        r = write_report(paths["ablation"], paths["baselines"], paths["flops"], out, readme, student)
+    except _RCI_ERRORS as e:
+        raise _rci_exit(e) from e
+    if out is None and readme is None:
+        typer.echo(r.markdown)
+    if r.out_path is not None:
+        console.print(f"report: {r.out_path}")
+    if r.readme is not None:
+        console.print(f"{r.readme}: {'results region updated' if r.readme_changed else 'already up to date'}")
+
+
 def _registry_call(fn, *args, **kwargs):
     from clipguard.registry import RegistryError
 
@@ -331,6 +638,62 @@ def registry_rollback(
     from clipguard.registry import rollback
 
     _registry_call(rollback, family, cfg=_cfg(ctx))
+
+
+# --------------------------------------------------------------------------- monitoring
+
+monitoring_app = typer.Typer(no_args_is_help=True, help="Drift watch: Evidently reports per traffic period.")
+app.add_typer(monitoring_app, name="monitoring")
+
+
+@monitoring_app.command("drift")
+def monitoring_drift(
+    ctx: typer.Context,
+    reference: Annotated[Path, typer.Option(help="reference features folder (`features extract` output)")],
+    reference_root: Annotated[
+        Optional[Path], typer.Option(help="the reference's data root: its split (drift.reference_splits) and text")
+    ] = None,
+    current: Annotated[Optional[Path], typer.Option(help="traffic features folder (default: --reference)")] = None,
+    current_root: Annotated[Optional[Path], typer.Option(help="the traffic's data root (default: --reference-root)")] = None,
+    projection: Annotated[Optional[Path], typer.Option(help="a saved projection .npz (default: fit on the reference)")] = None,
+    by: Annotated[str, typer.Option(help="period: day or hour (UTC)")] = "day",
+    out: Annotated[Optional[Path], typer.Option(help="report folder (default WORK/drift)")] = None,
+) -> None:
+    """Drift timeline: one Evidently report per period of the traffic vs the training reference.
+
+    Writes drift_<period>.html/.json, timeline.json and the projection under --out, prints
+    the timeline, and the first drifted period (what the drift watch alerts on).
+    """
+    from rich.table import Table
+
+    from clipguard.monitoring.drift import feature_timeline
+
+    if by not in ("day", "hour"):
+        raise typer.BadParameter(f"--by must be day or hour, got {by!r}")
+    cfg = _cfg(ctx)
+    out = out or _work(cfg, "drift")
+    try:
+        run = feature_timeline(
+            reference, cfg.drift, out, reference_root=reference_root, current_features=current,
+            current_root=current_root, projection=projection, by=by,  # type: ignore[arg-type]
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise _rci_exit(e) from e
+    splits = f"splits {','.join(run.reference_splits)}" if run.reference_splits else "all clips"
+    table = Table(title=f"drift per {by}: reference {run.n_reference} clips ({splits}), share threshold {cfg.drift.drift_share}")
+    for column in ("period", "clips", "reference", "share drifted", "drift", "drifted columns"):
+        table.add_column(column, overflow="fold")
+    for r in run.results:
+        decision = "skipped" if r.skipped_reason else ("[red]DRIFT[/red]" if r.drifted else "no")
+        table.add_row(str(r.period), str(r.n_current), str(r.n_reference), f"{r.share_drifted:.3f}", decision,
+                      ", ".join(r.drifted_columns) or (r.skipped_reason or "-"))
+    console.print(table)
+    first = run.first_drift
+    console.print(f"first drift: {first.period}" if first else "no period drifted")
+    _echo({"timeline": run.timeline_path, "projection": run.projection_path,
+           "first_drift": first.period if first else None,
+           "periods": [{"period": r.period, "n_current": r.n_current, "share_drifted": r.share_drifted,
+                        "drifted": r.drifted, "html": r.html_path} for r in run.results]})
 
 
 # --------------------------------------------------------------------------- pipelines (KFP)
@@ -439,6 +802,28 @@ def pipelines_schedule(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     typer.echo(str(getattr(run, "recurring_run_id", run)))
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    out: Annotated[Optional[Path], typer.Option(help="demo folder (default <work_dir>/demo)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="corpus and training seed (default: the profile's)")] = None,
+    verbose: Annotated[bool, typer.Option(help="pipeline task logs on the console, not in <out>/state/logs")] = False,
+) -> None:
+    """The whole loop locally: corpus -> training -> gate (and a refused degraded challenger)
+    -> drift watch per day -> alert + retraining; prints a summary (pipelines/demo.py).
+
+    Run with ``--profile demo`` (what ``make demo`` does) for the demo-sized corpus and epochs.
+    """
+    _pipelines_pkg()
+    from pipelines.demo import run_demo
+
+    try:
+        run_demo(out, profile=ctx.obj["profile"] or "demo", overrides=ctx.obj["overrides"], seed=seed, verbose=verbose)
+    except RuntimeError as e:
+        console.print(f"[red]demo failed:[/red] {e}")
+        raise typer.Exit(1) from e
 
 
 @app.command("serve")

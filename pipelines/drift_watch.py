@@ -2,16 +2,18 @@
 
 DAG::
 
-    importer(current_root) ─ validate-data ─ assemble-root ─┐
-    importer(encoder_uri) ──────────────────────────────────┴─ extract-features ─┐
-    importer(reference_features_uri) ────────────────────────────────────────────┼─ drift-check
+    importer(current_root) ─ validate-data ─ assemble-root ─┬────────────────────┐
+    importer(encoder_uri) ──────────────────────────────────┴─ extract-features ─┤
+    importer(reference_features_uri) ────────────────────────────────────────────┤
+    importer(reference_root_uri) ────────────────────────────────────────────────┼─ drift-check
     importer(projection_uri) ────────────────────────────────────────────────────┘     │
                                                                       dsl.If(drifted): send-alert
                                                                                        dsl.If(retrain): the retraining steps
 
 The reference is the training run's outputs: its ``extract-features`` features, its
-``fit-drift-projection`` projection and its ``pretrain-encoders`` encoder (so the window is
-encoded exactly like the reference). ``drift-check`` writes Evidently's HTML report and
+``fit-drift-projection`` projection, its ``pretrain-encoders`` encoder (so the window is
+encoded exactly like the reference) and its validated data root (``root``: the manifests
+that give the reference's splits and texts; the window's own root gives its texts). ``drift-check`` writes Evidently's HTML report and
 returns ``drifted``; the steps of the ``retraining`` pipeline (inlined, see
 ``pipelines/retraining.py``) run on ``retrain_data_root`` (the data root that now includes
 the window) only when the window drifted, after the alert.
@@ -40,6 +42,7 @@ def drift_watch(
     encoder_uri: str,
     reference_features_uri: str,
     projection_uri: str,
+    reference_root_uri: str,
     retrain_data_root: str,
     retrain: bool = True,
     refresh_encoders: bool = False,
@@ -57,6 +60,7 @@ def drift_watch(
         encoder_uri: the training run's encoder version folder (``encoder/<encoder_version>``).
         reference_features_uri: the training run's features (``features`` output).
         projection_uri: the training run's drift projection (``projection`` output).
+        reference_root_uri: the training run's validated data root (``root`` output).
         retrain_data_root: the data root retraining runs on when the window drifted.
         retrain: launch the retraining pipeline on drift (else only alert).
         refresh_encoders: pretrain new encoders when retraining (default: reuse ``encoder_uri``).
@@ -70,9 +74,16 @@ def drift_watch(
     reference.set_display_name("reference-features")
     projection = dsl.importer(artifact_uri=projection_uri, artifact_class=Model, reimport=False)
     projection.set_display_name("drift-projection")
+    reference_root = dsl.importer(artifact_uri=reference_root_uri, artifact_class=Dataset, reimport=False)
+    reference_root.set_display_name("reference-root")
     current = extract_features(root=root, encoder=encoder.output, **common)
     check = drift_check(
-        reference=reference.output, current=current.outputs["features"], projection=projection.output, **common
+        reference=reference.output,
+        current=current.outputs["features"],
+        projection=projection.output,
+        reference_root=reference_root.output,
+        current_root=root,
+        **common,
     ).set_caching_options(False)
     with dsl.If(check.outputs["Output"] == True, name=DRIFT_CONDITION):  # noqa: E712 - a KFP condition
         alert = send_alert(drift=check.outputs["result"], **common).set_caching_options(False)

@@ -1,4 +1,4 @@
-"""``training``: data root → validated root → encoders → features (Feast) → teacher → student → index → eval → registry.
+"""``training``: data root → validated root → encoders → features (Feast) → teacher → student → index → eval → registry → bento.
 
 DAG (data dependencies; independent branches run in parallel on a cluster)::
 
@@ -7,10 +7,12 @@ DAG (data dependencies; independent branches run in parallel on a cluster)::
                                                          │                                        ├─ build-index ──────────────┐
                                                          └─ teacher-sft ─ teacher-cache ──────────┴─ student-distill ─ evaluate-student ─ register-model ─ gate-model
                                                                                                                          dsl.If(gate passed):
-                                                                                                                           dsl.If(promote_champion): promote-model
+                                                                                                                           dsl.If(promote_champion): promote-model ─ package-bento
 
 ``gate-model`` sets the ``challenger`` alias when the candidate passes the policy
-(``model_registry/policy.yaml``); ``promote-model`` then moves ``champion`` to it.
+(``model_registry/policy.yaml``), after re-evaluating the champion on the candidate's test
+set when the champion was evaluated on another data version; ``promote-model`` then moves
+``champion`` to it and ``package-bento`` builds the service's bento labelled with it.
 :func:`add_model_steps` is shared with the retraining pipeline.
 """
 
@@ -27,6 +29,7 @@ from components.extract_features.component import extract_features
 from components.fit_drift_projection.component import fit_drift_projection
 from components.gate_model.component import gate_model
 from components.materialize_features.component import materialize_features
+from components.package_bento.component import package_bento
 from components.pretrain_encoders.component import pretrain_encoders
 from components.promote_model.component import promote_model
 from components.register_model.component import register_model
@@ -61,13 +64,14 @@ def add_teacher_steps(root, seed, profile, overrides_json) -> dsl.PipelineTask:
 
 def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champion, profile, overrides_json) -> dict:
     """Everything downstream of an encoder: features, Feast, drift reference, student, index,
-    evaluation, registration, the gate and (if it passes) promotion. Returns the tasks by name."""
+    evaluation, registration, the gate and (if it passes) promotion and the bento. Returns the tasks by name
+    (``promote`` and ``package`` are conditional)."""
     common = {"profile": profile, "overrides_json": overrides_json}
     extract = extract_features(root=root, encoder=encoder, **common)
     features = extract.outputs["features"]
     materialize = _no_cache(materialize_features(features=features, **common))
     pairs = _no_cache(training_set(root=root, features=features, feast_store=materialize.outputs["feast_store"], **common))
-    projection = fit_drift_projection(reference=features, **common)
+    projection = fit_drift_projection(reference=features, root=root, **common)
     student = student_distill(root=root, features=features, teacher_outputs=teacher_outputs, seed=seed, **common)
     index = build_index(features=features, **common)
     evaluation = evaluate_student(root=root, features=features, student=student.outputs["student"], **common)
@@ -80,7 +84,7 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
             **common,
         )
     ).set_retry(num_retries=2)
-    gate = _no_cache(gate_model(version=register.output, family=family, **common))
+    gate = _no_cache(gate_model(version=register.output, root=root, features=features, family=family, **common))
     tasks = {
         "extract": extract,
         "materialize": materialize,
@@ -94,14 +98,16 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
     }
     with dsl.If(gate.outputs["Output"] == True, name=GATE_CONDITION):  # noqa: E712 - a KFP condition, not a Python test
         with dsl.If(promote_champion == True, name=PROMOTE_CONDITION):  # noqa: E712
-            tasks["promote"] = _no_cache(promote_model(version=register.output, family=family, **common))
+            promote = _no_cache(promote_model(version=register.output, family=family, **common))
+            tasks["promote"] = promote
+            tasks["package"] = _no_cache(package_bento(version=promote.outputs["Output"], family=family, **common))
     return tasks
 
 
 @dsl.pipeline(
     name="clipguard-training",
     description="Validated data -> MoCo+CLIP encoders -> Feast features -> MatchLM teacher -> MatchLite student (KD) "
-    "-> FAISS index -> offline evaluation -> MLflow registry, gated promotion.",
+    "-> FAISS index -> offline evaluation -> MLflow registry, gated promotion -> bento.",
 )
 def training(
     data_root: str,
@@ -111,11 +117,12 @@ def training(
     promote_champion: bool = True,
     profile: str = "local",
     overrides_json: str = "{}",
-) -> NamedTuple("TrainingOutputs", encoder=Model, features=Dataset, projection=Model):
+) -> NamedTuple("TrainingOutputs", encoder=Model, features=Dataset, projection=Model, root=Dataset):
     """Train every model of a data root and gate the student.
 
     Returns the drift watch's reference: the encoder (its version folder is
-    ``<encoder>/<encoder_version>``), the features and the drift projection.
+    ``<encoder>/<encoder_version>``), the features, the drift projection and the validated
+    data root (its manifests give the drift check the reference's splits and texts).
 
     Args:
         data_root: URI of a data root (media + ``manifests/``): a local path for local runs,
@@ -133,10 +140,11 @@ def training(
     tasks = add_model_steps(
         root, pretrain.outputs["encoder"], cache.outputs["outputs"], seed, family, promote_champion, profile, overrides_json
     )
-    outputs = NamedTuple("TrainingOutputs", encoder=Model, features=Dataset, projection=Model)
+    outputs = NamedTuple("TrainingOutputs", encoder=Model, features=Dataset, projection=Model, root=Dataset)
     return outputs(
         encoder=pretrain.outputs["encoder"],
         features=tasks["extract"].outputs["features"],
         projection=tasks["projection"].outputs["projection"],
+        root=root,
     )
 

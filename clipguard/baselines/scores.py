@@ -197,7 +197,8 @@ def compare_baselines(
     ``heldout_edit/<type>`` subset (``student_beats_baseline``: all of them).
 
     Writes ``baselines_<split>.json`` and ``baseline_scores_<split>.parquet`` to ``out_dir``
-    (default ``<work_dir>/<baselines.dir>/eval``) and returns the report.
+    (default ``<work_dir>/<baselines.dir>/eval``) and returns the report (their paths under
+    ``files``). ``clipguard rci report`` turns the JSON into the README's comparison table.
     """
     import json
 
@@ -248,9 +249,13 @@ def compare_baselines(
         tables.append(scored)
     if student is not None:
         report["student"] = {k: student.get(k) for k in ("model", "model_dir", "model_version", "threshold", "metrics")}
+        kept = ("heldout_edit", "heldout_source", *[f"heldout_edit/{t}" for t in heldout])
+        report["student"]["subsets"] = {k: v for k, v in (student.get("subsets") or {}).items() if k in kept}
     out = Path(out_dir) if out_dir is not None else baselines_dir(cfg) / EVAL_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
+    report["files"] = {"json": str(out / f"baselines_{split}.json")}
     if tables:
-        pd.concat(tables, ignore_index=True).to_parquet(out / f"baseline_scores_{split}.parquet", index=False)
-    write_json(out / f"baselines_{split}.json", json_ready(report))
+        report["files"]["scores"] = str(out / f"baseline_scores_{split}.parquet")
+        pd.concat(tables, ignore_index=True).to_parquet(report["files"]["scores"], index=False)
+    write_json(report["files"]["json"], json_ready(report))
     return report

@@ -15,9 +15,11 @@ Every run goes through the ordinary entry points (``train_teacher``, ``cache_tea
 trained once, and a rerun reuses everything already done. Epoch counts may be shrunk to
 fit a time budget (``teacher_epochs`` ...); what was used is written into the outputs.
 
-Outputs: ``<out_dir>/ablations.json`` (settings, per-seed metrics of every variant, mean
-and sample std over seeds, paired differences for the paper's directions, wall times) and
-``<out_dir>/ablations.md`` (the tables). With ``track`` one MLflow run ``rci-ablations``
+Outputs: ``<out_dir>/ablations.json`` (settings, per-seed test metrics of every variant —
+overall and per subset, held-out edit types included —, mean and sample std over seeds,
+paired differences and a verdict for each of the paper's directions, wall times) and
+``<out_dir>/ablations.md`` (the tables; :mod:`clipguard.eval.report` builds both, and
+``clipguard rci report`` turns the JSON into the README's results). With ``track`` one MLflow run ``rci-ablations``
 gets the summary metrics, both files and the PR curves of seed 0's main models.
 """
 
@@ -27,7 +29,7 @@ import logging
 import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from typing import Any
 from clipguard.config import Config
 from clipguard.data.schema import data_version
 from clipguard.eval.metrics import json_ready
-from clipguard.registry.tracking import Lineage, markdown_table
+from clipguard.registry.tracking import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ KD_MODES: dict[str, str] = {"off": "no KD", "logits": "logits only", "embeddings
 LAMBDAS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
 METRICS: dict[str, str] = {"ap": "AP", "f1": "F1", "r_at_p80": "R@P80"}
 REASON_SUBSETS: dict[str, str] = {"reason_visual": "AP visual", "reason_audio": "AP audio", "reason_text": "AP text"}
+SUBSET_METRICS: tuple[str, ...] = ("ap", "r_at_p80")
+"""kept per subset (``<subset>.<metric>``) for every variant, e.g. ``heldout_edit/rotate.ap``"""
 JSON_FILE = "ablations.json"
 MARKDOWN_FILE = "ablations.md"
 
@@ -77,8 +81,11 @@ def _summary(report: dict[str, Any]) -> dict[str, float]:
     m = report["metrics"]
     out = {k: float("nan") if m.get(k) is None else float(m[k]) for k in METRICS}
     for name in REASON_SUBSETS:
-        sub = report["subsets"].get(name)
-        out[f"{name}.ap"] = float("nan") if sub is None or sub.get("ap") is None else float(sub["ap"])
+        out[f"{name}.ap"] = float("nan")
+    for name, sub in report["subsets"].items():  # reason_*, heldout_edit(/<type>), heldout_source, ...
+        if name != "all":
+            for key in SUBSET_METRICS:
+                out[f"{name}.{key}"] = float("nan") if sub.get(key) is None else float(sub[key])
     return out
 
 
@@ -89,14 +96,6 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
         return {"mean": float("nan"), "std": float("nan"), "n": 0, "values": list(values)}
     std = statistics.stdev(finite) if len(finite) > 1 else 0.0
     return {"mean": statistics.fmean(finite), "std": std, "n": len(finite), "values": list(values)}
-
-
-def _fmt(stat: dict[str, Any], scale: float = 100.0) -> str:
-    if stat["n"] == 0:
-        return "n/a"
-    if stat["n"] == 1:
-        return f"{stat['mean'] * scale:.2f} (1 seed)"
-    return f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
 
 
 @dataclass(frozen=True)
@@ -189,53 +188,6 @@ def _kd_updates(mode: str, lam: float) -> dict[str, Any]:
     return {"models.distill.mode": mode, "models.distill.lambda_emb": lam, "models.distill.lambda_logits": lam}
 
 
-def _table(rows: list[tuple[str, str]], stats: dict[str, dict[str, dict[str, Any]]], columns: dict[str, str], extra: Callable[[str], dict[str, str]] | None = None) -> list[dict[str, str]]:
-    out = []
-    for label, name in rows:
-        if name not in stats:
-            continue
-        row = {"model": label}
-        row.update({title: _fmt(stats[name][key]) for key, title in columns.items()})
-        if extra is not None:
-            row.update(extra(name))
-        out.append(row)
-    return out
-
-
-def _directions(variants: dict[tuple[str, int], Variant], seeds: list[int], teacher_seeds: list[int]) -> dict[str, Any]:
-    """Paired (per-seed) differences for the paper's claims, with whether the mean is positive.
-
-    ``MatchLM`` of student seed ``seeds[i]`` is the teacher it distilled from,
-    ``teacher_seeds[i % len(teacher_seeds)]``.
-    """
-
-    def get(name: str, i: int) -> Variant | None:
-        seed = teacher_seeds[i % len(teacher_seeds)] if name == "MatchLM" and teacher_seeds else seeds[i]
-        return variants.get((name, seed))
-
-    claims = {
-        "kd_vs_no_kd.ap": ("MatchLite + KD", "MatchLite (no KD)", "ap"),
-        "kd_vs_no_kd.r_at_p80": ("MatchLite + KD", "MatchLite (no KD)", "r_at_p80"),
-        "vat_vs_v.ap": ("V+A+T", "V", "ap"),
-        "vat_vs_v.reason_audio.ap": ("V+A+T", "V", "reason_audio.ap"),
-        "vat_vs_v.reason_text.ap": ("V+A+T", "V", "reason_text.ap"),
-        "vat_vs_v.reason_visual.ap": ("V+A+T", "V", "reason_visual.ap"),
-        "teacher_vs_student.ap": ("MatchLM", "MatchLite + KD", "ap"),
-        "teacher_vs_student_no_kd.ap": ("MatchLM", "MatchLite (no KD)", "ap"),
-    }
-    out = {}
-    for name, (a, b, key) in claims.items():
-        values = []
-        for i in range(len(seeds)):
-            x, y = get(a, i), get(b, i)
-            if x is not None and y is not None:
-                values.append(x.metrics[key] - y.metrics[key])
-        if values:
-            stat = mean_std(values)
-            out[name] = {"a": a, "b": b, "metric": key, **stat, "holds": bool(stat["n"] and stat["mean"] > 0)}
-    return out
-
-
 def run_ablations(
     root: str | Path,
     features_dir: str | Path,
@@ -273,6 +225,7 @@ def run_ablations(
 
     from clipguard.encoders.io import write_json
     from clipguard.encoders.runtime import available_cpus, configure_threads
+    from clipguard.eval.report import ablation_markdown, ablation_stats, ablation_tables, directions
     from clipguard.features.store_format import resolve_features_dir
     from clipguard.training.student import features_version
 
@@ -284,6 +237,9 @@ def run_ablations(
         "models.teacher.epochs": teacher_epochs,
         "models.student.epochs": student_epochs,
         "models.distill.epochs": distill_epochs,
+        # quality only: speed is a property of the architecture, measured once by
+        # benchmarks/bench_student.py and by the pipeline's evaluation step, not 30 times here
+        "models.speed.enabled": False,
     }
     if cfg.models.training.torch_threads is None:
         updates["models.training.torch_threads"] = max(1, available_cpus() // max(1, workers))
@@ -332,13 +288,10 @@ def run_ablations(
     if "modality" not in which:  # V+A+T was trained only as stage 2's starting point
         variants = {k: v for k, v in variants.items() if k[0] != "V+A+T"}
 
-    by_name: dict[str, list[Variant]] = {}
-    for (name, _), variant in sorted(variants.items()):
-        by_name.setdefault(name, []).append(variant)
-    names = sorted(by_name)
-    stats = {n: {key: mean_std([v.metrics[key] for v in vs]) for key in vs[0].metrics} for n, vs in by_name.items()}
-    seconds = {n: mean_std([v.train_seconds for v in vs]) for n, vs in by_name.items()}
-    tables = _tables(stats, seconds, which, lam)
+    runs = [vars(v) for _, v in sorted(variants.items())]
+    stats, seconds = ablation_stats({"runs": runs})
+    names = sorted(stats)
+    tables = ablation_tables(stats, seconds, which, lam)
     settings = {
         "split": split,
         "seeds": list(seeds),
@@ -364,14 +317,14 @@ def run_ablations(
         "std": "sample standard deviation over seeds (ddof=1)",
         "metric_scale": "fractions in JSON; percent in the Markdown tables",
         "variants": {n: {"metrics": stats[n], "train_seconds": seconds[n]} for n in names},
-        "runs": [vars(v) for v in variants.values()],
-        "directions": _directions(variants, list(seeds), t_seeds),
+        "runs": runs,
+        "directions": directions(runs, list(seeds), t_seeds),
         "tables": tables,
         "wall_seconds": time.perf_counter() - t0,
         "cpu_seconds": _cpu_seconds() - cpu0,
     }
     write_json(out / JSON_FILE, json_ready(result))
-    markdown = _markdown(result)
+    markdown = ablation_markdown(result)
     (out / MARKDOWN_FILE).write_text(markdown)
     if track:
         _track(result, markdown, reports, base)
@@ -396,68 +349,6 @@ def _prepare_teacher_media(root: Path, cfg: Config, media_dir: Path, progress: b
     tokenizer = load_teacher_tokenizer(cfg)
     processor = MatchLMProcessor(tokenizer, MatchLMConfig.from_settings(cfg.models.teacher, cfg.models.tasks, tokenizer))
     load_or_build_media(root, cfg, processor, media_clip_ids(root), media_dir, progress)
-
-
-def _tables(stats: dict[str, Any], seconds: dict[str, Any], which: Sequence[str], lam: float) -> dict[str, list[dict[str, str]]]:
-    secs = {n: f"{s['mean']:.0f} ± {s['std']:.0f}" for n, s in seconds.items()}
-    tables: dict[str, list[dict[str, str]]] = {}
-    if "modality" in which:
-        columns = {**METRICS, **{f"{k}.ap": v for k, v in REASON_SUBSETS.items()}}
-        tables["modality"] = _table([(label, label) for label in MODALITIES.values()], stats, columns)
-    if "teacher" in which:
-        rows = [("MatchLM (teacher)", "MatchLM"), ("MatchLite (no KD)", "MatchLite (no KD)"), ("MatchLite + KD", "MatchLite + KD")]
-        tables["teacher_vs_student"] = _table(rows, stats, METRICS, lambda n: {"train s": secs[n]})
-    if "kd" in which:
-        rows = [
-            ("no KD", "MatchLite (no KD)"),
-            ("logits only", "KD logits"),
-            ("embeddings only", "KD embeddings"),
-            ("logits + embeddings", "MatchLite + KD"),
-        ]
-        tables["kd"] = _table(rows, stats, METRICS)
-    if "lambda" in which:
-        rows = [(f"λ = {x}", "MatchLite + KD" if x == lam else f"KD lambda={x}") for x in LAMBDAS]
-        tables["lambda"] = _table(rows, stats, METRICS)
-    return tables
-
-
-_TITLES = {
-    "modality": "Input modalities (MatchLite stage 1; Table 2)",
-    "teacher_vs_student": "Teacher vs student",
-    "kd": "Distillation terms (stage 2; Tables 2/4)",
-    "lambda": "Distillation weight λ = λ_emb = λ_logits (stage 2; Tables 5/6)",
-}
-
-
-def _markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
-    e = s["epochs"]
-    lines = [
-        "# RCI ablations",
-        "",
-        f"Data {result['data_version']}, features {result['features_version']}, split `{s['split']}`, "
-        f"seeds {s['seeds']}; mean ± sample std over seeds, in percent. F1 at the threshold that maximises F1 on `val`.",
-        f"Epochs: teacher {e['teacher']}, student stage 1 {e['student_stage1']}, stage 2 {e['student_stage2']} "
-        f"(configured: {e['shrunk_from']['teacher']} / {e['shrunk_from']['student_stage1']} / {e['shrunk_from']['student_stage2']}). "
-        f"Teacher audio window {s['teacher_audio_window_seconds']} s; teacher seeds {s['teacher_seeds']}. "
-        f"Sampling: {s['balance']}. {s['workers']} worker(s) x {s['torch_threads']} torch thread(s); wall time {result['wall_seconds']:.0f} s, "
-        f"CPU time {result['cpu_seconds']:.0f} s (work done by this call; reused runs cost nothing).",
-        "",
-    ]
-    for key, rows in result["tables"].items():
-        lines += [f"## {_TITLES[key]}", "", markdown_table(rows)]
-    if result["directions"]:
-        rows = [
-            {
-                "claim": name,
-                "Δ mean ± std (pts)": f"{d['mean'] * 100:.2f} ± {d['std'] * 100:.2f}",
-                "per seed (pts)": ", ".join("n/a" if v != v else f"{v * 100:.2f}" for v in d["values"]),
-                "holds": "yes" if d["holds"] else "no",
-            }
-            for name, d in result["directions"].items()
-        ]
-        lines += ["## Directions (paired differences a − b per seed)", "", markdown_table(rows)]
-    return "\n".join(lines)
 
 
 def _track(result: dict[str, Any], markdown: str, reports: dict[tuple[str, int], dict[str, Any]], cfg: Config) -> None:

@@ -10,7 +10,11 @@ the evaluated split; AP and R@P80 need no threshold. Per-subset metrics follow
 (:func:`clipguard.training.teacher_cache.cache_teacher`, which scores only pairs not cached
 yet). Both write to ``out_dir`` (default ``<model_dir>/eval``)::
 
-    metrics_<split>.json   threshold, val and split metrics, per-subset metrics, lineage
+    metrics_<split>.json   threshold, val and split metrics, per-subset metrics, lineage;
+                           for the student also ``speed`` (:mod:`clipguard.eval.speed`), whose
+                           pairs_per_s, p50_ms, p99_ms, gflops and fraction_of_matmul_peak join
+                           ``metrics`` (the registry step attaches those; the student gate
+                           requires pairs_per_s and p99_ms) unless ``models.speed.enabled`` is off
     pr_<split>.png         PR curves of the split: all pairs and the positive subsets
     scores_<split>.parquet pair_id, split, label, score of the validation and evaluated pairs
 
@@ -156,6 +160,11 @@ def evaluate_student(
         "features_version": features_version(features),
         **evaluate_scores(val.pairs, val_scores, test.pairs, scores, heldout),
     }
+    if cfg.models.speed.enabled:  # the student gate requires pairs_per_s and p99_ms
+        from clipguard.eval.speed import GATE_METRICS, measure_student_speed
+
+        report["speed"] = measure_student_speed(model, test, cfg)
+        report["metrics"] = {**report["metrics"], **{k: report["speed"][k] for k in GATE_METRICS}}
     out = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
     report = _write(report, val.pairs, val_scores, test.pairs, scores, split, out, "MatchLite", heldout)
     if track:

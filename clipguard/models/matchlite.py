@@ -25,8 +25,8 @@ projection then one linear layer per task, §3.2) and :class:`PairClassifierOutp
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -195,10 +195,15 @@ class MultiTaskHead(nn.Module):
         return {name: head(h) for name, head in self.heads.items()}
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
-    """Softmax over ``dim`` restricted to ``mask``; rows with no valid entry get all-zero weights."""
-    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=dim)
-    return weights * mask
+def masked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """``softmax(Q K^T / sqrt(d_h)) V`` over the keys in ``key_mask`` (N, Lk); a batch row with no
+    valid key reads nothing (zeros). Inputs are (N, h, L, d_h).
+
+    One fused ``scaled_dot_product_attention`` call: the (N, h, Lq, Lk) score tensor is never
+    materialised, masked, normalised and multiplied op by op.
+    """
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask[:, None, None, :])
+    return torch.where(key_mask.any(dim=-1)[:, None, None, None], out, 0.0)
 
 
 class BiXTBlock(nn.Module):
@@ -206,7 +211,8 @@ class BiXTBlock(nn.Module):
 
     Both sequences attend to each other *simultaneously* through one shared similarity
     matrix ``A = R_a R_b^T / sqrt(d_h)`` of per-side "reference" projections: ``a`` reads
-    ``b`` with a softmax over ``A``'s rows, ``b`` reads ``a`` with a softmax over its columns.
+    ``b`` with a softmax over ``A``'s rows, ``b`` reads ``a`` with a softmax over its columns
+    (i.e. over the rows of ``A^T = R_b R_a^T / sqrt(d_h)``: two fused attention calls).
     Each side then has a residual, a pre-LayerNorm feed-forward network and another residual.
     """
 
@@ -244,11 +250,8 @@ class BiXTBlock(nn.Module):
         """``a`` (N, La, d), ``b`` (N, Lb, d), bool masks (N, La) / (N, Lb) -> updated ``a``, ``b``."""
         na, nb = self.norm_a(a), self.norm_b(b)
         ref_a, ref_b = self._split(self.ref_a(na)), self._split(self.ref_b(nb))
-        scores = ref_a @ ref_b.transpose(-1, -2) / math.sqrt(self.head_dim)  # N, h, La, Lb
-        a_reads_b = masked_softmax(scores, mask_b[:, None, None, :], dim=-1)
-        b_reads_a = masked_softmax(scores, mask_a[:, None, :, None], dim=-2)
-        upd_a = a_reads_b @ self._split(self.value_b(nb))
-        upd_b = b_reads_a.transpose(-1, -2) @ self._split(self.value_a(na))
+        upd_a = masked_attention(ref_a, ref_b, self._split(self.value_b(nb)), mask_b)  # rows of A
+        upd_b = masked_attention(ref_b, ref_a, self._split(self.value_a(na)), mask_a)  # columns of A
         a = a + self.dropout(self.out_a(self._merge(upd_a)))
         b = b + self.dropout(self.out_b(self._merge(upd_b)))
         a = a + self.dropout(self.ffn_a(a))
@@ -343,10 +346,34 @@ class CompactDecisionModule(nn.Module):
         return self.stages(self.stem(x)).mean(dim=(2, 3))
 
 
-def _on_canvas(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Crop/zero-pad the last two dims of ``x`` to ``size`` (the crop only drops padding)."""
-    x = x[..., :size, :size]
-    return F.pad(x, (0, size - x.shape[-1], 0, size - x.shape[-2]))
+def _on_canvas(x: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop/zero-pad the token axis of ``x`` (B, T, d) and its bool ``mask`` (B, T) to ``size``
+    tokens (the crop only drops padding); the mask comes back as 0/1 in ``x``'s dtype."""
+    x, weight = x[:, :size], mask[:, :size].to(x.dtype)
+    if x.shape[1] < size:
+        x = F.pad(x, (0, 0, 0, size - x.shape[1]))
+        weight = F.pad(weight, (0, size - weight.shape[1]))
+    return x, weight
+
+
+def _dense_pairs(fq: torch.Tensor, mq: torch.Tensor, fc: torch.Tensor, mc: torch.Tensor) -> torch.Tensor:
+    """The dense pairwise tensor ``D_ij = [f_q,i ; f_c,j]`` on the pair mask, (B, 2d, M, N).
+
+    ``fq`` (B, M, d) / ``fc`` (B, N, d) are zero at padded tokens and ``mq`` / ``mc`` are their
+    0/1 masks, so ``f_q,i * m_c,j`` is ``D``'s query half times the pair mask ``m_q,i m_c,j``.
+    Laid out channels-last ((B, M, N, 2d) viewed as (B, 2d, M, N)): the convolutions that
+    read it run faster in that layout. Without autograd both halves are written straight
+    into one buffer (no concatenation copy).
+    """
+    q_half, q_mask = fq[:, :, None, :], mc[:, None, :, None]  # (B, M, 1, d) x (B, 1, N, 1)
+    c_half, c_mask = fc[:, None, :, :], mq[:, :, None, None]  # (B, 1, N, d) x (B, M, 1, 1)
+    if torch.is_grad_enabled() and (fq.requires_grad or fc.requires_grad):  # out= does not record gradients
+        return torch.cat((q_half * q_mask, c_half * c_mask), dim=-1).permute(0, 3, 1, 2)
+    b, m, d = fq.shape
+    out = torch.empty(b, m, fc.shape[1], 2 * d, dtype=fq.dtype, device=fq.device)
+    torch.mul(q_half, q_mask, out=out[..., :d])
+    torch.mul(c_half, c_mask, out=out[..., d:])
+    return out.permute(0, 3, 1, 2)
 
 
 class MatchLiteForPairClassification(nn.Module):
@@ -402,25 +429,40 @@ class MatchLiteForPairClassification(nn.Module):
     def fuse(
         self, query: dict[str, tuple[torch.Tensor, torch.Tensor]], candidate: dict[str, tuple[torch.Tensor, torch.Tensor]]
     ) -> torch.Tensor:
-        """The stacked maps ``F = [E^m ..., S^m ...]`` (B, C, grid, grid)."""
-        grid = self.config.grid_size
-        enhanced, similarity = [], []
-        for view in self.config.views:
-            (fq, mq), (fc, mc) = query[view], candidate[view]
-            canvas = self.config.max_tokens(_VIEW_MODALITY[view])
-            pair_mask = _on_canvas((mq[:, :, None] & mc[:, None, :]).unsqueeze(1).to(fq.dtype), canvas)
-            cos = F.normalize(fq, dim=-1) @ F.normalize(fc, dim=-1).transpose(1, 2)
-            s_map = _on_canvas(cos.unsqueeze(1), canvas) * pair_mask
-            similarity.append(F.adaptive_avg_pool2d(s_map, grid))
-            if view in self.enhance:
-                m, n = fq.shape[1], fc.shape[1]
-                dense = torch.cat(
-                    (fq.transpose(1, 2)[..., None].expand(-1, -1, m, n), fc.transpose(1, 2)[:, :, None, :].expand(-1, -1, m, n)),
-                    dim=1,
-                )
-                e_map = self.enhance[view](_on_canvas(dense, canvas) * pair_mask) * pair_mask
-                enhanced.append(F.adaptive_avg_pool2d(e_map, grid))
-        return torch.cat(enhanced + similarity, dim=1)
+        """The stacked maps ``F = [E^m ..., S^m ...]`` (B, C, grid, grid).
+
+        Every map lives on its modality's fixed canvas (``max_*_tokens`` squared); the views of
+        one modality share a mask, so their cosine maps are computed as one batch, and maps on
+        the same canvas are pooled to the grid together (pooling is per channel: the same
+        values as one view at a time, in the same channel order).
+        """
+        cfg = self.config
+        enhanced: list[torch.Tensor] = []
+        similarity: list[tuple[int, torch.Tensor]] = []
+        for modality in ("visual", "audio", "text"):
+            views = [v for v in cfg.views if _VIEW_MODALITY[v] == modality]
+            if not views:
+                continue
+            canvas = cfg.max_tokens(modality)
+            q = [_on_canvas(*query[v], canvas) for v in views]
+            c = [_on_canvas(*candidate[v], canvas) for v in views]
+            mq, mc = q[0][1], c[0][1]  # (B, canvas) 0/1: the views of a modality share its mask
+            pair_mask = (mq[:, :, None] * mc[:, None, :]).unsqueeze(1)  # B, 1, canvas, canvas
+            fq = F.normalize(torch.stack([f for f, _ in q], dim=1), dim=-1)  # B, views, canvas, d
+            fc = F.normalize(torch.stack([f for f, _ in c], dim=1), dim=-1)
+            similarity.append((canvas, (fq @ fc.transpose(-1, -2)) * pair_mask))
+            for view, (fq_v, _), (fc_v, _) in zip(views, q, c):
+                if view in self.enhance:
+                    enhanced.append(self.enhance[view](_dense_pairs(fq_v, mq, fc_v, mc)) * pair_mask)
+        maps = ([(cfg.max_visual_tokens, torch.cat(enhanced, dim=1))] if enhanced else []) + similarity
+        pooled = [
+            # channels-last: adaptive pooling by a non-integer ratio is ~10x faster on CPU
+            F.adaptive_avg_pool2d(
+                torch.cat([m for _, m in group], dim=1).contiguous(memory_format=torch.channels_last), cfg.grid_size
+            )
+            for _, group in itertools.groupby(maps, key=lambda item: item[0])
+        ]
+        return torch.cat(pooled, dim=1)
 
     # -- Compact decision (Algorithm 1, lines 23-26) ----------------------------------------
 

@@ -3,8 +3,10 @@
 Inputs are per-clip tables (pandas) with ``clip_id``, ``event_timestamp``,
 ``clip_embedding`` (a 128-float list/array per clip) and, when present, ``text_pooled``
 (384 floats), the text fields ``title`` / ``ocr`` / ``asr``, audio statistics
-(``audio_rms``, ``has_audio``) and the student's ``score``. Each clip becomes a few
-numeric columns, in groups chosen by :class:`~clipguard.config.DriftConfig.groups`:
+(``audio_rms``, ``has_audio``) and the student's ``score``. Extracted features hold the
+vectors and ``has_audio``; :func:`with_manifest` joins the text fields and the split from
+the data root's manifest. Each clip becomes a few numeric columns, in groups chosen by
+:class:`~clipguard.config.DriftConfig.groups`:
 
 =================  ==========================================================
 group              columns
@@ -12,6 +14,7 @@ group              columns
 ``visual``         ``emb_pc0..emb_pc{k-1}``, ``emb_resid``
 ``text_embedding`` ``txt_pc0..txt_pc{k-1}``, ``txt_resid``
 ``text_stats``     ``{title,ocr,asr}_tokens``, ``hashtag_count``, ``hashtag_share``
+``text_novelty``   ``new_words``, ``new_hashtags``
 ``audio``          ``audio_rms``, ``has_audio``
 ``score``          ``score``
 =================  ==========================================================
@@ -19,41 +22,66 @@ group              columns
 ``*_pc*`` are the coordinates on the top ``k`` principal components of the **training
 reference** (:func:`fit_projection`, saved once and reused every day so that days are
 comparable). ``*_resid`` is the norm of what those components do not explain: a new
-kind of content (a new visual pattern, a new phrase) mostly lies *outside* the
-reference subspace, so its PCA coordinates barely move while its residual jumps. This
-column is what makes a handful of components enough.
+kind of content mostly lies *outside* the reference subspace, so its PCA coordinates
+barely move while its residual grows. ``new_words`` / ``new_hashtags`` count the words
+(hashtags) of a clip that no reference clip uses (leave-one-out for the reference's own
+clips, so both sides hold the same statistic): a trend arrives with its own hashtag and
+catch phrase, ordinary days reuse the vocabulary.
 
-Why these defaults (see :class:`~clipguard.config.DriftConfig`), measured with the
-synthetic traffic of ``tests/monitoring/synth.py`` (6 worlds x 6 ordinary days of 300
-clips with a day-to-day topic mix, and 2 trend days where 30% of the clips show a new
-visual cluster, a new hashtag phrase and a louder sound):
+**What is compared.** The reference is the training split (``reference_splits``: what the
+model was trained on); the traffic is cut into UTC days (:func:`drift_timeline`), and a
+day is compared with the reference *minus its own clips*. On the generated corpus the
+days before the trend hold the train/val/test clips (split by template, ~70/15/15 on
+every day) and the days from the trend on the ``traffic`` clips, of templates of all
+three splits in the same mix (62-79% of a day's clips are of train templates before the
+trend, 73-80% after it; seeds 0-2), so every day is the same kind of traffic as the
+reference and only the trend differs. A day's training clips are left out of its
+reference so that no clip is judged against itself. (The val and test clips of the six
+ordinary days pooled, ~206 clips all of templates the reference lacks, gave shares 0,
+0.11 and 0.06 on seeds 0-2: a population made only of unseen templates is new content at
+the margin; real days mix them with known ones, before and after the trend alike.)
 
-* **Few components** (4 per embedding): the decision is a *share* of drifted columns, so
-  every column is a vote, and leading components follow the day's topic mix. With 8
-  components ordinary days reached a drifted share of 0.35 (a false alert); with 4,
-  at most 0.17, while trend days stayed at 0.5 or more.
-* **Normed Wasserstein distance, threshold 0.2**: an effect size in units of the
-  reference standard deviation. It does not shrink with the number of clips the way a
-  K-S p-value does, so a busy day of ordinary traffic does not alert just because it is
-  large. Evidently's default (0.1) is below the noise of a few hundred clips: sampling
-  alone gave up to 0.15-0.2 on skewed columns (score, loudness), and a shifting topic
-  mix up to 0.3 on the residuals. A pattern on 30% of the clips gave 0.24 to over 1 on
-  the columns it touches.
-* **PSI for discrete columns** (at most ``discrete_max_values`` distinct reference
-  values: flags such as ``has_audio``, counts that are constant in the reference): a
-  distance normed by a near-zero spread explodes on a single odd clip, while PSI
-  weighs the share of clips that moved.
-* **Drift share 0.3**: a day drifts when at least 30% of the columns drift. A new
-  content trend moves several groups at once (residuals, hashtags, title length,
-  loudness, score), while noise that crosses a column threshold does so alone.
-* **At least 100 clips per period** (``min_current_rows``): the noise of a distance
-  grows as 1/sqrt(n); with 100 clips ordinary days already reached a share of 0.28.
+**Why these defaults** (:class:`~clipguard.config.DriftConfig`), measured on the
+generated corpus (``clipguard data synth --seed S``, default size: 103-135 clips a day,
+trend on day 6 of 8 with ~30% of the day's clips; ``clipguard monitoring drift``):
+
+* **The distance threshold sits above sampling noise at this window size.** Normed
+  Wasserstein (``stattest_threshold``) is an effect size in reference standard
+  deviations, but its sampling noise grows as 1/sqrt(n): 80 training clips drawn at random
+  and compared with the other training clips (100 draws, seeds 0 and 1) gave a median of
+  0.10-0.15 and a 99th percentile of 0.25-0.43 per column (0.62 for ``new_words``).
+  Evidently's default (0.1) and the former 0.2 vote on noise: with 0.2 and PSI 0.1,
+  ordinary days reached a drifted share of 0.33-0.39 and trend days 0.33-0.44 (seed 1:
+  0.33 at most before the trend and 0.33 on its day; seed 2: 0.39 on both), so no share
+  threshold separated them. 0.5 (a "medium" effect) is above
+  the noise: a continuous column votes on a real shift.
+* **PSI 0.25** (``discrete_threshold``) is the conventional "significant shift"; a flag
+  such as ``has_audio`` reached 0.14-0.21 by chance when a few silent clips fell in a
+  window of 80.
+* **The trend is seen in text.** With the ``local`` encoders (briefly pretrained, 64-px
+  frames, random-init Whisper) the spiral and the whoosh move no embedding column beyond
+  noise (``emb_resid`` 0.10-0.23 on trend days, up to 0.36 on ordinary ones); the title
+  length and the text-embedding residual move by 0.26-0.42, barely more than ordinary
+  days do (up to 0.30). What separates the trend days is what is new: ``hashtag_count``
+  (PSI 0.86-1.58 vs at most 0.03 on ordinary days), ``new_hashtags`` (PSI 0.61-1.74 vs at
+  most 0.07) and ``new_words`` (1.6-5.1 vs at most 1.3: copies spread an ordinary day's
+  rare words too).
+* **Drift share 0.1**: with 18 columns (4 components per embedding), a day drifts when two
+  columns drift. Ordinary days reached at most one (``new_words``, on 6 of 18 days);
+  trend days three or four. The margin is that one column.
+* **At least 50 clips per period** (``min_current_rows``): the corpus's days hold 103-135.
+
+The same defaults gave the same decisions on corpora generated with the former
+``synth.positive_rate`` 0.05 (71-110 clips a day, seeds 0-2: ordinary days at most 0.056,
+trend days 0.167), where they were first chosen (seed 2 and the 0.25 corpora were run
+after the thresholds were set).
 
 :func:`drift_report` runs one Evidently report (HTML + JSON written), and reads the
 decision back from the report's result dict (``DriftedColumnsCount`` share and the
 per-column ``ValueDrift`` tests, found by ``metric_name``). :func:`drift_timeline`
-does that for every day of traffic; the drift-watch pipeline turns the first drifted
-day into an alert and a retraining flag.
+does that for every day of traffic, :func:`feature_timeline` for extracted features
+(``clipguard monitoring drift``); the drift-watch pipeline turns the first drifted day
+into an alert and a retraining flag.
 
 Evidently is imported inside the functions (it takes seconds to import).
 """
@@ -86,13 +114,18 @@ GROUP_SOURCES: dict[str, tuple[str, ...]] = {
     "visual": ("clip_embedding",),
     "text_embedding": ("text_pooled",),
     "text_stats": TEXT_COLUMNS,
+    "text_novelty": TEXT_COLUMNS,
     "audio": AUDIO_COLUMNS,
     "score": (SCORE_COLUMN,),
 }
 """Input columns each feature group is derived from."""
 REQUIRED_COLUMNS: tuple[str, ...] = ("clip_id", "clip_embedding")
+MANIFEST_COLUMNS: tuple[str, ...] = (*TEXT_COLUMNS, "split")
+"""Columns :func:`with_manifest` takes from a data root's accepted clip manifest."""
 PROJECTION_FORMAT = 1
 _HASHTAG = re.compile(r"#\w+")
+_WORD = r"#?[^\W\d_]{2,}"
+"""A word or hashtag for :func:`_novelty_frames`: letters only, so numbers ("part 28") are never new."""
 _PERIODS = {"day": "D", "hour": "h"}
 
 
@@ -300,6 +333,8 @@ def _feature_frame(
         group_of.update(dict.fromkeys(frame.columns, group))
 
     for group, sources in plan.items():
+        if group == "text_novelty":  # relative to the reference: see _novelty_frames
+            continue
         if group in ("visual", "text_embedding"):
             add(group, projection.transform(df, sources[0]))
         elif group == "text_stats":
@@ -312,8 +347,135 @@ def _feature_frame(
             add(group, pd.DataFrame(stats, index=df.index))
         else:  # audio, score: numeric columns as they are (bools as 0/1)
             add(group, df[list(sources)].apply(pd.to_numeric, errors="coerce").astype(float))
+    if not frames:
+        return pd.DataFrame(index=df.index), group_of
     features = pd.concat(frames, axis=1).replace([np.inf, -np.inf], np.nan)
     return features, group_of
+
+
+def _novelty_frames(
+    reference_df: pd.DataFrame, current_df: pd.DataFrame, sources: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``new_words`` / ``new_hashtags`` of every clip: distinct words (hashtags) of its text
+    that the reference has never used.
+
+    A new trend brings new words (a hashtag, a catch phrase) on a share of the clips,
+    while ordinary days reuse the vocabulary. The reference is measured the same way,
+    leaving each clip out (a word is new to a reference clip when no *other* reference
+    clip uses it), so both frames hold the same statistic and ordinary rare words do
+    not look like drift. Tokens: lower-cased words of 2+ letters and ``#hashtags``
+    (scikit-learn's ``CountVectorizer``); digits are ignored.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    def texts(df: pd.DataFrame) -> pd.Series:
+        return pd.Series([" ".join(parts) for parts in zip(*(_text(df[c]) for c in sources))], index=df.index)
+
+    ref_text, cur_text = texts(reference_df), texts(current_df)
+    vectorizer = CountVectorizer(binary=True, token_pattern=_WORD, dtype=np.int32)
+    try:
+        ref_bag = vectorizer.fit_transform(ref_text)
+    except ValueError:  # the reference has no word at all: every word of the current data is new
+        ref_bag, vocabulary = None, set()
+    else:
+        vocabulary = set(vectorizer.vocabulary_)
+    analyzer = CountVectorizer(token_pattern=_WORD).build_analyzer()
+
+    def frame(words: list[set[str]], index: pd.Index) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "new_words": [float(len(w)) for w in words],
+                "new_hashtags": [float(sum(t.startswith("#") for t in w)) for w in words],
+            },
+            index=index,
+        )
+
+    cur_new = [set(analyzer(t)) - vocabulary for t in cur_text]
+    if ref_bag is None:
+        ref_new: list[set[str]] = [set() for _ in range(len(ref_text))]
+    else:
+        names = vectorizer.get_feature_names_out()
+        once = np.flatnonzero(np.asarray(ref_bag.sum(axis=0)).ravel() == 1)  # used by one reference clip only
+        rows, cols = ref_bag[:, once].nonzero()
+        ref_new = [set() for _ in range(len(ref_text))]
+        for r, c in zip(rows, cols):
+            ref_new[r].add(names[once[c]])
+    return frame(ref_new, reference_df.index), frame(cur_new, current_df.index)
+
+
+def _with_novelty(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    plan: Mapping[str, tuple[str, ...]],
+    group_of: dict[str, str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Append the ``text_novelty`` columns (when planned) to prepared feature frames."""
+    if "text_novelty" not in plan:
+        return reference, current
+    ref_new, cur_new = _novelty_frames(reference_df, current_df, plan["text_novelty"])
+    group_of.update(dict.fromkeys(ref_new.columns, "text_novelty"))
+    return pd.concat([reference, ref_new], axis=1), pd.concat([current, cur_new], axis=1)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def with_manifest(features_df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
+    """``features_df`` with the text fields and split of each clip from ``root``'s accepted manifest.
+
+    The feature table holds vectors only; the ``text_stats`` group needs ``title`` /
+    ``ocr`` / ``asr`` and :func:`select_reference` needs ``split``. Columns the features
+    already have are kept. Raises ``ValueError`` naming clips the manifest lacks (features
+    of another data root).
+    """
+    from clipguard.encoders.inputs import read_accepted
+
+    _require(features_df, ("clip_id",), "features_df")
+    manifest = read_accepted(root)
+    take = [c for c in MANIFEST_COLUMNS if c in manifest.columns and c not in features_df.columns]
+    if not take:
+        return features_df
+    joined = features_df.merge(manifest[["clip_id", *take]], on="clip_id", how="left", validate="one_to_one")
+    unknown = np.flatnonzero(~features_df["clip_id"].isin(manifest["clip_id"]).to_numpy())
+    if unknown.size:
+        raise ValueError(
+            f"{unknown.size} of {len(features_df)} feature rows are not in the accepted manifest of {root} "
+            f"({_clip_ids(features_df, unknown)}): features of another data root?"
+        )
+    return joined
+
+
+def select_reference(df: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``df`` whose ``split`` is one of ``splits`` (the data the model was trained on).
+
+    Raises ``ValueError`` when ``df`` has no ``split`` column (join it with
+    :func:`with_manifest`) or no row is left.
+    """
+    _require(df, ("split",), "the reference (join the manifest with with_manifest)")
+    chosen = df[df["split"].isin(list(splits))]
+    if chosen.empty:
+        found = sorted(df["split"].dropna().unique().tolist())
+        raise ValueError(f"no reference clip in splits {list(splits)} (the data has splits {found})")
+    return chosen
+
+
+def _outside_window(reference_df: pd.DataFrame, window_df: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The reference without the clips of the window it is compared with.
+
+    A window is never judged against itself: when the reference and the traffic come from
+    the same data root (the corpus's pre-trend days hold training clips), the window's own
+    clips are left out of its reference.
+    """
+    overlap = reference_df["clip_id"].isin(window_df["clip_id"])
+    if not overlap.any():
+        return reference_df
+    rest = reference_df[~overlap]
+    log.info("%s: %d of its clips are in the reference and are left out of it", label, int(overlap.sum()))
+    if rest.empty:
+        raise ValueError(f"{label}: every reference clip is in the window itself; nothing to compare with")
+    return rest
 
 
 # --------------------------------------------------------------------------- report
@@ -513,14 +675,17 @@ def drift_report(
     a ``ValueError`` naming them), an Evidently ``Report([DataDriftPreset(...)])`` is run
     with the configured stat tests and thresholds, and the decision is read from the
     report's result dict. Raises ``ValueError`` for missing columns, embeddings of the
-    wrong size or with NaN/inf (naming the clips), or an empty frame.
+    wrong size or with NaN/inf (naming the clips), or an empty frame. Clips of
+    ``current_df`` that are also in ``reference_df`` are left out of the reference.
     """
     for label, df in (("reference_df", reference_df), ("current_df", current_df)):
         if df.empty:
             raise ValueError(f"{label} is empty")
     plan = _plan_groups(reference_df, current_df, cfg.groups)
+    reference_df = _outside_window(reference_df, current_df, period or name)
     reference, group_of = _feature_frame(reference_df, projection, plan)
     current, _ = _feature_frame(current_df, projection, plan)
+    reference, current = _with_novelty(reference, current, reference_df, current_df, plan, group_of)
     return _evaluate(reference, current, group_of, cfg, Path(out_dir), name, period)
 
 
@@ -543,7 +708,9 @@ def drift_timeline(
     time order) to ``<out_dir>/timeline.json``. Periods with fewer than
     ``cfg.min_current_rows`` clips are not evaluated: their result has
     ``drifted=False`` and ``skipped_reason`` set. Requires ``event_timestamp`` in
-    ``traffic_df`` (naive timestamps are read as UTC).
+    ``traffic_df`` (naive timestamps are read as UTC). Each period is compared with the
+    reference minus the period's own clips (see :func:`drift_report`), so the traffic may
+    come from the same data root as the reference.
     """
     if by not in _PERIODS:
         raise ValueError(f"by must be one of {sorted(_PERIODS)}, got {by!r}")
@@ -552,6 +719,7 @@ def drift_timeline(
         raise ValueError("reference_df is empty")
     out = Path(out_dir)
     plan = _plan_groups(reference_df, traffic_df, cfg.groups)
+    reference_df = reference_df.reset_index(drop=True)
     reference, group_of = _feature_frame(reference_df, projection, plan)
 
     stamps = pd.to_datetime(traffic_df["event_timestamp"], utc=True)
@@ -582,7 +750,98 @@ def drift_timeline(
             )
             continue
         current, _ = _feature_frame(day_df, projection, plan)
-        results.append(_evaluate(reference, current, group_of, cfg, out, f"drift_{label}", label))
+        outside = _outside_window(reference_df, day_df, label).index
+        ref, current = _with_novelty(
+            reference.loc[outside], current, reference_df.loc[outside], day_df, plan, group_of
+        )
+        results.append(_evaluate(ref, current, group_of, cfg, out, f"drift_{label}", label))
     out.mkdir(parents=True, exist_ok=True)
     (out / "timeline.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
     return results
+
+
+@dataclass(frozen=True)
+class TimelineRun:
+    """What :func:`feature_timeline` compared and decided."""
+
+    results: list[DriftResult]
+    timeline_path: str
+    projection_path: str
+    projection_fitted: bool
+    n_reference: int
+    reference_splits: list[str] | None
+    encoder_version: str | None
+
+    @property
+    def first_drift(self) -> DriftResult | None:
+        """The first period that drifted (what the drift watch alerts on), if any."""
+        return next((r for r in self.results if r.drifted), None)
+
+
+def _encoder_version(df: pd.DataFrame, name: str) -> str | None:
+    if "encoder_version" not in df.columns:
+        return None
+    versions = sorted(df["encoder_version"].dropna().unique().tolist())
+    if len(versions) > 1:
+        raise ValueError(f"{name} mixes encoder versions {versions}: compare features of one encoder")
+    return versions[0] if versions else None
+
+
+def feature_timeline(
+    reference_features: str | Path,
+    cfg: DriftConfig,
+    out_dir: str | Path,
+    *,
+    reference_root: str | Path | None = None,
+    current_features: str | Path | None = None,
+    current_root: str | Path | None = None,
+    projection: str | Path | None = None,
+    by: Literal["day", "hour"] = "day",
+) -> TimelineRun:
+    """:func:`drift_timeline` of extracted features (``clipguard features extract`` folders).
+
+    The reference is ``reference_features`` joined with ``reference_root``'s manifest
+    (:func:`with_manifest`) and restricted to ``cfg.reference_splits``; the traffic is
+    ``current_features`` joined with ``current_root`` (both default to the reference's:
+    a generated corpus holds its training clips and its traffic days in one root). Without
+    a reference root, every reference clip is used and the text groups are skipped. The
+    projection is loaded from ``projection`` or fitted on the reference and saved to
+    ``<out_dir>/projection.npz``. Raises ``ValueError`` when the two feature tables come
+    from different encoders.
+    """
+    from clipguard.features.store_format import read_clip_features
+
+    out = Path(out_dir)
+    reference = read_clip_features(reference_features)
+    current = reference if current_features is None else read_clip_features(current_features)
+    ref_version = _encoder_version(reference, "the reference features")
+    cur_version = _encoder_version(current, "the current features")
+    if ref_version and cur_version and ref_version != cur_version:
+        raise ValueError(
+            f"the reference features are of encoder {ref_version} and the current ones of {cur_version}: "
+            "extract the traffic with the reference's encoder"
+        )
+    current_root = current_root if current_root is not None else reference_root
+    splits: list[str] | None = None
+    if reference_root is not None:
+        reference = select_reference(with_manifest(reference, reference_root), cfg.reference_splits)
+        splits = list(cfg.reference_splits)
+    else:
+        log.warning("no reference data root: every reference clip is the reference, text groups are skipped")
+    if current_root is not None and reference_root is not None:
+        current = with_manifest(current, current_root)
+    if projection is None:
+        fitted = fit_projection(reference, cfg.projection_dims)
+        projection_path = fitted.save(out / "projection.npz")
+    else:
+        fitted, projection_path = Projection.load(projection), Path(projection)
+    results = drift_timeline(reference, current, fitted, cfg, out, by=by)
+    return TimelineRun(
+        results=results,
+        timeline_path=str(out / "timeline.json"),
+        projection_path=str(projection_path),
+        projection_fitted=projection is None,
+        n_reference=len(reference),
+        reference_splits=splits,
+        encoder_version=ref_version,
+    )

@@ -5,7 +5,8 @@
 - :mod:`~clipguard.registry.pyfunc`: the no-pickle pyfunc flavor those models load with;
 - :mod:`~clipguard.registry.gate`: :func:`gate_version` (policy floors, no-regression vs the
   champion, latency budgets; sets ``challenger`` on success);
-- :mod:`~clipguard.registry.promote`: :func:`promote`, :func:`rollback`, :func:`current`, :func:`show`.
+- :mod:`~clipguard.registry.promote`: :func:`promote`, :func:`rollback`, :func:`current`, :func:`show`;
+- :mod:`~clipguard.registry.champion`: the champion re-evaluated on a candidate's test set (for the gate).
 
 MLflow is imported inside the functions, so importing this package is cheap.
 See ``model_registry/README.md`` for the workflow.

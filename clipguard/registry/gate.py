@@ -19,8 +19,10 @@ failed :class:`GateCheck` and a reason in the :class:`GateDecision`.
 Fail closed: a metric the policy names but the candidate lacks (or is NaN) fails; a
 family without a policy cannot be gated. Without a champion only the floors apply (the
 decision says so). A champion whose metrics come from another test set (its
-``data_version`` tag differs) is not compared: the pipeline must evaluate the champion on
-the candidate's test set and pass ``champion_metrics``.
+``data_version`` tag differs) is not compared as registered: the champion is re-evaluated
+on the candidate's test set (``reevaluate_champion``, see :mod:`clipguard.registry.champion`;
+the pipelines' gate step does this), or the caller passes ``champion_metrics``; with
+neither the decision fails and says why.
 
 :func:`gate_version` records the decision on the version (tags ``gate``,
 ``gate.reasons``, ...) and, only when it passed, sets the ``challenger`` alias.
@@ -35,7 +37,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -165,11 +167,21 @@ def load_policy(path: str | Path | None = None, *, cfg: Config | None = None) ->
         raise PolicyError(f"invalid gate policy {path}: {e}") from e
 
 
-def read_metrics_json(path: str | Path) -> dict[str, float]:
-    """The numeric leaves of a JSON file (e.g. a benchmark result), nested keys joined with ``.``."""
+def read_metrics_json(path: str | Path, section: str | None = None) -> dict[str, float]:
+    """The numeric leaves of a JSON file (e.g. a benchmark result), nested keys joined with ``.``.
+
+    ``section``: only that top-level object, keys relative to it — e.g. ``"metrics"`` of an
+    evaluation report (``metrics_<split>.json`` of :func:`clipguard.eval.evaluate.evaluate_student`:
+    ``ap``, ``r_at_p80``, ..., and the measured ``pairs_per_s`` / ``p99_ms`` the student
+    policy requires), which is what the register step attaches to the model version.
+    """
     data = json.loads(Path(path).read_text())
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a JSON object of metrics")
+    if section is not None:
+        data = data.get(section)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: no {section!r} object of metrics")
     return numeric_leaves(data)
 
 
@@ -406,6 +418,7 @@ def gate_version(
     candidate_metrics: Mapping[str, float] | None = None,
     extra_metrics: Mapping[str, float] | None = None,
     champion_metrics: Mapping[str, float] | None = None,
+    reevaluate_champion: Callable[[str], Mapping[str, float]] | None = None,
 ) -> GateDecision:
     """Gate a registered version against the policy and the current champion; record the result.
 
@@ -419,8 +432,13 @@ def gate_version(
             benchmark result (``pairs_per_s``, ``p99_ms``).
         champion_metrics: the champion's metrics on the candidate's test set. Default: the
             metrics attached to the champion's logged model, used only when the champion
-            and the candidate carry the same ``data_version`` tag (else the decision fails
-            and says why).
+            and the candidate carry the same ``data_version`` tag (else ``reevaluate_champion``
+            is asked, and without it the decision fails and says why).
+        reevaluate_champion: champion version -> its metrics on the candidate's test set
+            (:func:`clipguard.registry.champion.champion_reevaluator`), called only when
+            the champion was evaluated on another ``data_version``; a
+            :class:`~clipguard.registry.champion.ChampionNotComparableError` it raises
+            becomes a failed check with its message.
 
     Effects: the version gets tags ``gate`` (``passed``/``failed``), ``gate.reasons``
     (JSON list), ``gate.metrics`` (JSON), ``gate.champion_version``,
@@ -456,6 +474,18 @@ def gate_version(
             shared = f"share data_version {ours}" if ours else "carry no data_version (assumed the same test set)"
             message = f"champion v{champion_version} and the candidate {shared}"
             extra.append(GateCheck("*", "same_test_set", True, message))
+        elif reevaluate_champion is not None:
+            from clipguard.registry.champion import ChampionNotComparableError
+
+            try:
+                champ_metrics = dict(reevaluate_champion(champion_version))
+                message = (
+                    f"champion v{champion_version} (evaluated on data_version {theirs}) re-evaluated on the "
+                    f"candidate's test set, data_version {ours}"
+                )
+                extra.append(GateCheck("*", "same_test_set", True, message))
+            except ChampionNotComparableError as e:
+                extra.append(GateCheck("*", "same_test_set", False, f"champion v{champion_version}: {e}"))
         else:
             extra.append(
                 GateCheck(

@@ -7,7 +7,9 @@
   scoring, search, uploads;
 - :mod:`~clipguard.serving.schemas`: request/response bodies;
 - :mod:`~clipguard.serving.middleware`: the upload size limit (413 before a body is read);
-- :mod:`~clipguard.serving.launch`: the ``bentoml serve`` command line and a local server process.
+- :mod:`~clipguard.serving.launch`: the ``bentoml serve`` command line and a local server process;
+- :mod:`~clipguard.serving.package`: ``bentoml build`` of the service for a registered model version
+  (the pipelines' ``package_bento`` step).
 
 Nothing is imported here, so importing the package is cheap.
 """

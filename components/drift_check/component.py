@@ -1,5 +1,7 @@
 """Data-drift check of a traffic window against the training reference (clipguard.monitoring.drift.drift_report)."""
 
+from typing import Optional
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
@@ -14,12 +16,20 @@ def drift_check(
     report: Output[HTML],
     result: Output[Artifact],
     metrics: Output[Metrics],
+    reference_root: Optional[Input[Dataset]] = None,
+    current_root: Optional[Input[Dataset]] = None,
     profile: str = "local",
     overrides_json: str = "{}",
 ) -> bool:
     """Evidently ``DataDriftPreset`` on the projected embeddings and clip statistics of the
     ``current`` features vs the ``reference`` features; returns ``drifted``, which drives
     the pipeline's ``dsl.If``.
+
+    With the data roots (``reference_root``, ``current_root``: validated roots the features
+    were extracted from), the reference is restricted to ``cfg.drift.reference_splits`` and
+    the text groups (statistics, words new to the reference) are compared too; without
+    them, whole feature tables are compared on the vector and audio columns only. Clips of
+    the window that are also in the reference are left out of the reference.
 
     ``report`` is Evidently's HTML report; ``result`` holds its JSON snapshot and
     ``result.json`` (the :class:`~clipguard.monitoring.drift.DriftResult` the alert reads).
@@ -30,17 +40,16 @@ def drift_check(
 
     from clipguard.config import load_config
     from clipguard.features.store_format import read_clip_features
-    from clipguard.monitoring.drift import Projection, drift_report
+    from clipguard.monitoring.drift import Projection, drift_report, select_reference, with_manifest
 
     cfg = load_config(profile, json.loads(overrides_json))
+    reference_df = read_clip_features(reference.path)
+    current_df = read_clip_features(current.path)
+    if reference_root is not None and current_root is not None:
+        reference_df = select_reference(with_manifest(reference_df, reference_root.path), cfg.drift.reference_splits)
+        current_df = with_manifest(current_df, current_root.path)
     out = Path(result.path)
-    decision = drift_report(
-        read_clip_features(reference.path),
-        read_clip_features(current.path),
-        Projection.load(projection.path),
-        cfg.drift,
-        out,
-    )
+    decision = drift_report(reference_df, current_df, Projection.load(projection.path), cfg.drift, out)
     shutil.copyfile(decision.html_path, report.path)
     (out / "result.json").write_text(json.dumps(decision.to_dict(), indent=2))
     metrics.log_metric("share_drifted", decision.share_drifted)

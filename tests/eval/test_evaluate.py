@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from clipguard.eval.ablation import JSON_FILE, MARKDOWN_FILE, run_ablations
 from clipguard.eval.evaluate import evaluate_student, evaluate_teacher
+from clipguard.registry.gate import read_metrics_json
 from clipguard.training.student import train_student
 from clipguard.training.teacher_cache import cache_teacher
 from tests.rci_fixtures import RCIWorld
@@ -32,6 +34,11 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     assert {"all", "reason_audio", "reason_text", "reason_visual", "heldout_edit", "heldout_edit/rotate", "heldout_source", "hard_negatives"} <= set(stored["subsets"])
     assert stored["subsets"]["heldout_edit/rotate"]["n_pos"] == 2 and stored["threshold"] == report["threshold"]
     assert stored["features_version"] == "e000test" and stored["model_version"] == student.version
+    # measured speed joins the metrics the register step attaches (the student gate requires it)
+    for key in ("pairs_per_s", "p99_ms", "p50_ms", "fraction_of_matmul_peak"):
+        assert math.isfinite(stored["metrics"][key]) and stored["metrics"][key] > 0, key
+    assert stored["metrics"]["pairs_per_s"] == stored["speed"]["pairs_per_s"] and stored["speed"]["flops_per_pair"] > 0
+    assert read_metrics_json(out / "metrics_test.json", "metrics")["p99_ms"] == stored["speed"]["p99_ms"]
 
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     by_name = {r.info.run_name: r for r in runs}
@@ -40,6 +47,7 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     assert stage2.data.tags["model_version"] == student.version and "logits_loss" in stage2.data.metrics
     evaluated = by_name["rci-evaluate-student"]
     assert "test.ap" in evaluated.data.metrics and "subsets.reason_audio.ap" in evaluated.data.metrics
+    assert evaluated.data.metrics["test.pairs_per_s"] > 0
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(evaluated.info.run_id, "rci")}
     assert {"rci/metrics_test.json", "rci/pr_test.png", "rci/subsets_test.md"} <= artifacts
 
@@ -48,7 +56,7 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
 
 
 def test_ablations_write_mean_std_tables(rci_world: RCIWorld, tmp_path: Path) -> None:
-    cfg = rci_config(tmp_path / "runs")
+    cfg = rci_config(tmp_path / "runs", **{"models.speed.enabled": False})  # speed is not what ablations compare
     result = run_ablations(
         rci_world.root, rci_world.features_dir, tmp_path / "ab", cfg, seeds=(0, 1), which=("modality",), student_epochs=1, progress=False, track=False
     )
@@ -59,8 +67,11 @@ def test_ablations_write_mean_std_tables(rci_world: RCIWorld, tmp_path: Path) ->
     assert ap["n"] == 2 and len(ap["values"]) == 2 and ap["std"] >= 0
     assert ap["mean"] == pytest.approx(sum(ap["values"]) / 2)
     assert set(stored["directions"]) >= {"vat_vs_v.ap", "vat_vs_v.reason_audio.ap"}
+    assert stored["directions"]["vat_vs_v.ap"]["verdict"] in ("yes", "not reliably", "no")
+    assert {"heldout_edit/rotate.ap", "heldout_edit/rotate.r_at_p80", "heldout_source.ap"} <= set(stored["variants"]["V+A+T"]["metrics"])
     markdown = (tmp_path / "ab" / MARKDOWN_FILE).read_text()
     assert "| V+A+T |" in markdown and "±" in markdown and "Input modalities" in markdown
+    assert "V+A+T > V (AP): **" in markdown  # the verdict of the paper's modality direction
     assert [row["model"] for row in result["tables"]["modality"]] == ["V", "V+A", "V+T", "V+A+T"]
     with pytest.raises(ValueError, match="unknown ablations"):
         run_ablations(rci_world.root, rci_world.features_dir, tmp_path / "x", cfg, which=("nope",), track=False)

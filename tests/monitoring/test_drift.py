@@ -13,10 +13,13 @@ from clipguard.config import DriftConfig
 from clipguard.monitoring.drift import (
     Projection,
     _feature_frame,
+    _novelty_frames,
     _plan_groups,
     drift_report,
     drift_timeline,
     fit_projection,
+    select_reference,
+    with_manifest,
 )
 from tests.monitoring.conftest import SMALL_DAY, TREND_DAY, Timeline
 
@@ -55,10 +58,18 @@ def test_ordinary_days_do_not_drift(timeline: Timeline) -> None:
 def test_trend_day_drifts_with_its_columns(timeline: Timeline) -> None:
     result = timeline.day(TREND_DAY)
     assert result.drifted
-    assert result.share_drifted >= 0.3
-    # the new visual cluster, the hashtag phrase, the louder sound and the higher score
-    assert {"emb_resid", "hashtag_count", "hashtag_share", "audio_rms", "score"} <= set(result.drifted_columns)
-    assert {result.per_column[c]["group"] for c in result.drifted_columns} >= {"visual", "text_stats", "audio", "score"}
+    assert result.share_drifted >= result.drift_share_threshold
+    # the new visual cluster, the hashtag phrase (new words), the louder sound and the higher score
+    assert {"emb_resid", "hashtag_count", "new_words", "new_hashtags", "audio_rms", "score"} <= set(
+        result.drifted_columns
+    )
+    assert {result.per_column[c]["group"] for c in result.drifted_columns} >= {
+        "visual",
+        "text_stats",
+        "text_novelty",
+        "audio",
+        "score",
+    }
     assert result.per_column["hashtag_count"]["method"] == "psi"  # constant in the reference
     assert result.per_column["emb_resid"]["method"] == "wasserstein"
     assert result.n_reference == 800
@@ -190,3 +201,64 @@ def test_no_usable_group_is_an_error(reference_df: pd.DataFrame, projection: Pro
 def test_projection_needs_enough_clips(reference_df: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="cannot fit 8 components on 5 clips"):
         fit_projection(reference_df.head(5), dims=8)
+
+
+def test_new_words_leave_each_reference_clip_out() -> None:
+    """A word is new to a reference clip when no *other* reference clip uses it; to a
+    current clip when no reference clip does. Digits never count; hashtags are words too."""
+    reference = pd.DataFrame(
+        {
+            "title": ["cats #cute part 1", "cats #cute part 2", "dogs #rare"],
+            "ocr": ["", None, "cats"],
+            "asr": ["", "", ""],
+        }
+    )
+    current = pd.DataFrame(
+        {"title": ["cats #cute #spinz", "dogs part 99", "Spin to WIN"], "ocr": ["", "", ""], "asr": ["", "", "cats"]}
+    )
+    ref_new, cur_new = _novelty_frames(reference, current, ("title", "ocr", "asr"))
+    assert ref_new["new_words"].tolist() == [0.0, 0.0, 2.0]  # "dogs", "#rare": only the third clip has them
+    assert ref_new["new_hashtags"].tolist() == [0.0, 0.0, 1.0]
+    assert cur_new["new_words"].tolist() == [1.0, 0.0, 3.0]  # "#spinz"; "dogs" is known; spin/to/win
+    assert cur_new["new_hashtags"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_window_clips_are_left_out_of_the_reference(
+    tmp_path: Path, reference_df: pd.DataFrame, projection: Projection
+) -> None:
+    """A window is never judged against itself: its clips that the reference holds are left out of it."""
+    day = reference_df[reference_df["event_timestamp"].dt.strftime("%Y-%m-%d") == "2026-10-21"]
+    result = drift_report(reference_df, day, projection, DriftConfig(), tmp_path, name="own-day")
+    assert result.n_current == len(day)
+    assert result.n_reference == len(reference_df) - len(day)
+    assert not result.drifted, (result.share_drifted, result.drifted_columns)  # an ordinary day vs the other three
+    with pytest.raises(ValueError, match="every reference clip is in the window"):
+        drift_report(reference_df, reference_df, projection, DriftConfig(), tmp_path, name="all")
+
+
+def _validated_root(root: Path, manifest: pd.DataFrame) -> Path:
+    (root / "validated").mkdir(parents=True)
+    manifest.to_parquet(root / "validated" / "clips.parquet")
+    return root
+
+
+def test_with_manifest_joins_text_and_split(tmp_path: Path, reference_df: pd.DataFrame) -> None:
+    features = reference_df.drop(columns=["title", "ocr", "asr"]).head(6)
+    manifest = reference_df[["clip_id", "title", "ocr", "asr"]].head(6).assign(split=["train"] * 4 + ["val"] * 2)
+    root = _validated_root(tmp_path / "root", manifest.iloc[::-1])  # any row order
+    joined = with_manifest(features, root)
+    assert joined["clip_id"].tolist() == features["clip_id"].tolist()
+    assert joined["title"].tolist() == reference_df["title"].head(6).tolist()
+    assert select_reference(joined, ("train",))["clip_id"].tolist() == features["clip_id"].head(4).tolist()
+    stranger = pd.concat([features, features.head(1).assign(clip_id="elsewhere")], ignore_index=True)
+    with pytest.raises(ValueError, match=r"1 of 7 feature rows are not in the accepted manifest .*'elsewhere'"):
+        with_manifest(stranger, root)
+    with pytest.raises(FileNotFoundError, match="clipguard data validate"):
+        with_manifest(features, tmp_path / "no-root")
+
+
+def test_select_reference_errors(reference_df: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="with_manifest"):
+        select_reference(reference_df, ("train",))
+    with pytest.raises(ValueError, match=r"no reference clip in splits \['train'\] \(the data has splits \['val'\]\)"):
+        select_reference(reference_df.assign(split="val"), ("train",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,11 @@ def _tasks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _base(task_name: str) -> str:
+    """A task name without the ``-2``, ``-3`` suffix kfp adds to repeated components."""
+    return re.sub(r"-\d+$", "", task_name)
+
+
 def test_compiled_yaml_is_current(fresh_compiled: Path) -> None:
     committed = sorted(p.name for p in COMPILED_DIR.glob("*.yaml"))
     assert committed == sorted(f"{name}.yaml" for name in PIPELINES), "run `make compile`"
@@ -65,6 +71,7 @@ TRAINING_STEPS = {
     "gate-passed",
     "promote-champion",
     "promote-model",
+    "package-bento",
 }
 
 
@@ -77,9 +84,10 @@ TRAINING_STEPS = {
         (
             "drift_watch",
             {"data-root", "validate-data", "assemble-root", "encoder", "reference-features", "drift-projection",
+             "reference-root",
              "extract-features", "drift-check", "drifted", "send-alert", "retrain", "refresh-encoders",
              "reuse-encoders", "teacher-sft", "teacher-cache", "student-distill", "evaluate-student",
-             "register-model", "gate-model", "gate-passed", "promote-model"},
+             "register-model", "gate-model", "gate-passed", "promote-model", "package-bento"},
         ),
     ],
 )
@@ -110,7 +118,40 @@ def test_training_order(fresh_compiled: Path) -> None:
     assert upstream["student-distill"] >= {"extract-features", "teacher-cache"}
     assert upstream["evaluate-student"] >= {"student-distill"}
     assert upstream["register-model"] >= {"evaluate-student", "build-index"}
-    assert upstream["gate-model"] == {"register-model"}
+    # the gate reads the candidate's root and features to re-evaluate a champion of another data version
+    assert upstream["gate-model"] == {"register-model", "assemble-root", "extract-features"}
+    # the drift reference is fitted on the root's training splits (the manifest gives the split)
+    assert upstream["fit-drift-projection"] == {"assemble-root", "extract-features"}
+
+
+@pytest.mark.parametrize("name", ["training", "retraining", "drift_watch"])
+def test_bento_is_packaged_for_the_promoted_champion_only(fresh_compiled: Path, name: str) -> None:
+    """``package-bento`` runs inside ``promote-champion`` (itself inside ``gate-passed``), on the
+    version ``promote-model`` returns, in every pipeline that trains a student."""
+    doc = _doc(fresh_compiled / f"{name}.yaml")
+    comps = doc["components"]
+    promote_conditions = []
+
+    def walk(dag: dict[str, Any], parents: tuple[str, ...]) -> None:
+        for task in dag.get("tasks", {}).values():
+            label = task["taskInfo"]["name"]
+            sub = comps.get(task["componentRef"]["name"], {})
+            if label == "promote-champion":
+                promote_conditions.append((parents, sub["dag"]["tasks"]))
+            if "dag" in sub:
+                walk(sub["dag"], (*parents, label))
+
+    walk(doc["root"]["dag"], ())
+    assert promote_conditions, f"{name} has no promote-champion condition"
+    for parents, inside in promote_conditions:
+        assert parents[-1] == "gate-passed", parents
+        by_name = {_base(t["taskInfo"]["name"]): t for t in inside.values()}
+        assert set(by_name) == {"promote-model", "package-bento"}
+        package, promote = by_name["package-bento"], by_name["promote-model"]
+        assert package["dependentTasks"] == [promote["taskInfo"]["name"]]
+        version = package["inputs"]["parameters"]["version"]["taskOutputParameter"]
+        assert version == {"outputParameterKey": "Output", "producerTask": promote["taskInfo"]["name"]}
+        assert package["cachingOptions"] == {}  # no caching: it writes to the bento store
 
 
 def test_drift_condition_launches_alert_and_retraining(fresh_compiled: Path) -> None:
@@ -119,6 +160,11 @@ def test_drift_condition_launches_alert_and_retraining(fresh_compiled: Path) -> 
     condition = tasks["drifted"]["triggerPolicy"]["condition"]
     assert "drift-check-Output" in condition and condition.replace(" ", "").endswith("==true")
     assert tasks["drifted"]["dependentTasks"] == ["drift-check"]
+    # the drift check reads both validated roots (splits and texts of the reference and the window)
+    roots = tasks["drift-check"]["inputs"]["artifacts"]
+    key_of = {t["taskInfo"]["name"]: key for key, t in doc["root"]["dag"]["tasks"].items()}
+    assert roots["reference_root"]["taskOutputArtifact"]["producerTask"] == key_of["reference-root"]
+    assert roots["current_root"]["taskOutputArtifact"]["producerTask"] == key_of["assemble-root"]
     inside = doc["components"][tasks["drifted"]["componentRef"]["name"]]["dag"]["tasks"]
     assert {t["taskInfo"]["name"] for t in inside.values()} == {"send-alert", "retrain"}
     retrain = next(t for t in inside.values() if t["taskInfo"]["name"] == "retrain")

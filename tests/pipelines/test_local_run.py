@@ -64,8 +64,9 @@ TINY_TRAINING = {
 }
 """One epoch of everything, one thread per step (the local runner runs steps one at a time)."""
 
-FORCE_DRIFT = {"drift.stattest_threshold": 1e-9, "drift.discrete_threshold": 1e-9}
-"""Any difference between two corpora counts as drift: the drifted branch must run."""
+FORCE_DRIFT = {"drift.stattest_threshold": 1e-9, "drift.discrete_threshold": 1e-9, "drift.min_current_rows": 1}
+"""Any difference between two sets of clips counts as drift (and a tiny window is evaluated):
+the drifted branch must run."""
 
 
 def _corpus(tmp_path: Path, seed: int, work_dir: Path) -> Path:
@@ -81,14 +82,19 @@ def _corpus(tmp_path: Path, seed: int, work_dir: Path) -> Path:
 
 @pytest.mark.slow
 def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
-    """training → gate → champion; then a drifted window → alert → nested retraining → re-gate."""
+    """training → gate → champion → bento; then a drifted window → alert → nested retraining on
+    new data → the champion re-evaluated on the new test set → re-gate → new champion → bento."""
     from clipguard.config import load_config
+    from clipguard.data.days import slice_days
     from clipguard.registry import current
     from pipelines.run_local import describe_outputs
 
     work_dir = tmp_path / "runs"
     policy = tmp_path / "policy.yaml"
-    policy.write_text("version: 1\nfamilies:\n  student:\n    metrics:\n      ap:\n        threshold: 0.0\n")
+    # every floor passes and the champion comparison is always made (ap within 1.0 of it)
+    policy.write_text(
+        "version: 1\nfamilies:\n  student:\n    metrics:\n      ap:\n        threshold: 0.0\n        max_regression: 1.0\n"
+    )
     overrides = {**TINY_SYNTH, **TINY_TRAINING, "registry.policy_path": str(policy)}
     cfg = load_config(overrides={**overrides, "work_dir": str(work_dir)})
 
@@ -108,8 +114,15 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
     (run,) = (tmp_path / "train").iterdir()
     assert (run / "materialize-features" / "feast_store").is_file()
     assert (run / "training-set" / "pairs").is_file()
+    # the promoted champion was packaged: a bento in <work_dir>/bentoml, exported into the artifact
+    build = json.loads((run / "package-bento" / "bento" / "build.json").read_text())
+    assert build["labels"]["clipguard.registry_version"] == "1"
+    assert build["bentoml_home"] == str(work_dir / "bentoml") and Path(build["archive"]).is_file()
 
-    window = _corpus(tmp_path, 1, work_dir)
+    # the window: the corpus's last day (its clips are left out of the reference, which holds
+    # them); retraining runs on new data, another corpus, hence another test set
+    window = slice_days(corpus, tmp_path / "window", [1]).root
+    new_data = _corpus(tmp_path, 1, work_dir)
     run_pipeline(
         "drift_watch",
         {
@@ -117,7 +130,8 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
             "encoder_uri": outputs["encoder"],
             "reference_features_uri": outputs["features"],
             "projection_uri": outputs["projection"],
-            "retrain_data_root": str(window),
+            "reference_root_uri": outputs["root"],
+            "retrain_data_root": str(new_data),
             "overrides_json": json.dumps({**overrides, **FORCE_DRIFT}),
         },
         pipeline_root=tmp_path / "drift",
@@ -128,10 +142,16 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
     outcome = json.loads((run / "send-alert" / "outcome").read_text())
     assert outcome["reason"] == "no webhook configured"
     assert outcome["payload"]["alerts"][0]["labels"]["alertname"] == "ClipguardDataDrift"
-    # the nested retraining registered a new student on the window's data and re-gated it; the
-    # champion was evaluated on another data version, so the gate refuses the comparison
-    state = current("student", cfg=cfg)
-    assert state.champion == "1"
+    # the nested retraining registered a new student on the new data and re-gated it: the
+    # champion, evaluated on another data version, was re-evaluated on the new test set first
     gate = json.loads(next(run.glob("gate-model*/decision")).read_text())
-    assert gate["candidate_version"] == "2" and not gate["passed"]
-    assert any("data_version" in reason for reason in gate["reasons"])
+    assert gate["candidate_version"] == "2" and gate["passed"], gate["reasons"]
+    (same_test_set,) = [c for c in gate["checks"] if c["kind"] == "same_test_set"]
+    assert same_test_set["passed"] and "champion v1" in same_test_set["message"]
+    assert "re-evaluated" in same_test_set["message"]
+    (reeval,) = run.glob("gate-model*/champion_evaluation/champion-v1/metrics_test.json")
+    assert gate["champion_metrics"]["ap"] == pytest.approx(json.loads(reeval.read_text())["metrics"]["ap"])
+    state = current("student", cfg=cfg)
+    assert (state.champion, state.aliases.get("previous")) == ("2", "1")
+    (build,) = run.glob("package-bento*/bento/build.json")
+    assert json.loads(build.read_text())["labels"]["clipguard.registry_version"] == "2"

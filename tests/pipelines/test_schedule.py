@@ -16,6 +16,7 @@ DRIFT_PARAMS = {
     "encoder_uri": "s3://clipguard/kfp/training/pretrain-encoders/encoder/e0123",
     "reference_features_uri": "s3://clipguard/kfp/training/extract-features/features",
     "projection_uri": "s3://clipguard/kfp/training/fit-drift-projection/projection",
+    "reference_root_uri": "s3://clipguard/kfp/training/assemble-root/root",
     "retrain_data_root": "s3://clipguard/corpus",
     "overrides_json": '{"alerts.webhook_url": "http://alertmanager:9093/api/v2/alerts"}',
 }

@@ -156,6 +156,9 @@ def test_read_metrics_json_flattens_numeric_leaves(tmp_path: Path):
     bench = {"pairs_per_s": 812.5, "latency": {"p99_ms": 9.1}, "machine": "2 cores", "ok": True}
     path.write_text(json.dumps(bench))
     assert read_metrics_json(path) == {"pairs_per_s": 812.5, "latency.p99_ms": 9.1, "ok": 1.0}
+    assert read_metrics_json(path, "latency") == {"p99_ms": 9.1}
+    with pytest.raises(ValueError, match="no 'metrics' object"):
+        read_metrics_json(path, "metrics")
 
 
 def _write(tmp_path: Path, policy: dict) -> Path:

@@ -117,6 +117,38 @@ def test_regating_a_challenger_that_now_fails_removes_the_alias(registry_cfg: Co
     assert current("student", cfg=registry_cfg).aliases == {}
 
 
+def test_gate_reads_the_measured_speed_of_the_evaluation_report(registry_cfg: Config, tmp_path: Path):
+    """The register step attaches ``metrics`` of ``metrics_<split>.json`` (quality + measured speed):
+    a student scoring under the policy's pairs/s floor is refused, one without speed fails closed."""
+    from clipguard.registry.gate import read_metrics_json
+
+    def report(name: str, metrics: dict) -> dict[str, float]:
+        path = tmp_path / name / "metrics_test.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"model": "student", "threshold": 0.4, "metrics": metrics, "speed": {"batch_size": 64}}))
+        return read_metrics_json(path, "metrics")
+
+    slow = report("slow", {**GOOD, "pairs_per_s": 320.0, "p50_ms": 4.0, "f1": 0.7})
+    assert slow == {**GOOD, "pairs_per_s": 320.0, "p50_ms": 4.0, "f1": 0.7}
+    _, v1 = _register(registry_cfg, tmp_path, seed=1, metrics=slow)
+    decision = gate_version("student", v1.version, cfg=registry_cfg)  # the committed policy
+    assert not decision.passed and decision.reasons[0] == "pairs_per_s = 320 < floor 500"
+    assert current("student", cfg=registry_cfg).aliases == {}
+
+    unmeasured = report("unmeasured", {"ap": 0.8, "r_at_p80": 0.5})
+    _, v2 = _register(registry_cfg, tmp_path, seed=2, metrics=unmeasured)
+    decision = gate_version("student", v2.version, cfg=registry_cfg)
+    assert not decision.passed
+    assert decision.reasons[:2] == [
+        "pairs_per_s: missing from the candidate's metrics (required by the student policy)",
+        "p99_ms: missing from the candidate's metrics (required by the student policy)",
+    ]
+
+    fast = report("fast", GOOD)
+    _, v3 = _register(registry_cfg, tmp_path, seed=3, metrics=fast)
+    assert gate_version("student", v3.version, cfg=registry_cfg).passed
+
+
 def test_promote_rollback_round_trip(registry_cfg: Config, tmp_path: Path):
     for seed in (1, 2, 3):
         _, mv = _register(registry_cfg, tmp_path, seed=seed, metrics={**GOOD, "ap": 0.80 + seed / 100})
