@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from clipguard.config import Config
 from clipguard.data.schema import data_version
 from clipguard.encoders.audio import AudioEncoder
 from clipguard.encoders.inputs import decode_batches, read_accepted
-from clipguard.encoders.io import config_hash, module_fingerprint, save_tensors
+from clipguard.encoders.io import config_hash, module_fingerprint, publish_tensor_dir
 from clipguard.encoders.text import TextEncoder
 
 log = logging.getLogger(__name__)
@@ -135,21 +133,13 @@ def load_or_build_cache(
     if not ids:
         raise ValueError(f"{root}: none of the {len(clips)} clips in splits {splits} could be decoded")
 
-    tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tensors = {f"frames/{i}": f for i, f in enumerate(frames)}
     tensors.update(
         audio=torch.stack(audio_vecs).float(),
         has_audio=torch.tensor(has_audio, dtype=torch.uint8),
         text=torch.stack(text_vecs).float(),
     )
-    save_tensors(tmp / _TENSORS, tensors)
-    (tmp / _INDEX).write_text(json.dumps({"clip_ids": ids, "splits": [split_of[i] for i in ids], "failed": failed}))
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process published the same cache first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (path / _INDEX).is_file():
-            raise
+    index = {"clip_ids": ids, "splits": [split_of[i] for i in ids], "failed": failed}
+    publish_tensor_dir(path, tensors, index, _TENSORS, _INDEX)
     return _load(path, key)
 

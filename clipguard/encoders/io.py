@@ -54,6 +54,28 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
     return atomic_write(path, lambda p: save_file(data, str(p), metadata=metadata))
 
 
+def publish_tensor_dir(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], index: Any, tensors_file: str, index_file: str
+) -> Path:
+    """Write ``tensors`` and the JSON ``index`` into a temporary sibling directory, then rename
+    it to ``path`` (atomic). When another process published ``path`` first, its copy is kept
+    and ours removed; the rename error is raised only when ``path`` holds no index."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_tensors(tmp / tensors_file, tensors)
+    (tmp / index_file).write_text(json.dumps(index))
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process published the same directory first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (path / index_file).is_file():
+            raise
+    return path
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +42,7 @@ from torch.utils.data import Dataset
 from clipguard.config import Config
 from clipguard.data.schema import data_version
 from clipguard.encoders.inputs import decode_batches, read_accepted
-from clipguard.encoders.io import config_hash, save_tensors
+from clipguard.encoders.io import config_hash, publish_tensor_dir
 from clipguard.models.frames import allocate_pair_frames
 from clipguard.models.matchlm import MatchLMProcessor
 
@@ -158,18 +156,9 @@ def load_or_build_media(
     if not ids:
         raise ValueError(f"{root}: none of the {len(clips)} clips could be decoded for the teacher")
 
-    tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tensors = {f"frames/{i}": f for i, f in enumerate(frames)}
     tensors.update(mel=torch.stack(mels), audio_mask=torch.stack(masks).to(torch.uint8))
-    save_tensors(tmp / _TENSORS, tensors)
-    (tmp / _INDEX).write_text(json.dumps({"clip_ids": ids, "texts": texts, "failed": failed}))
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process published the same cache first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (path / _INDEX).is_file():
-            raise
+    publish_tensor_dir(path, tensors, {"clip_ids": ids, "texts": texts, "failed": failed}, _TENSORS, _INDEX)
     return _load(path, key)
 
 
