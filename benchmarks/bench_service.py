@@ -283,13 +283,14 @@ def _health(url: str) -> dict[str, Any]:
     return httpx.post(f"{url}/health", json={}, timeout=30).json()
 
 
-async def _phase(server: LocalServer, name: str, run: Any) -> dict[str, Any]:
+async def _phase(server: LocalServer, name: str, run: Any, workers: int = 1) -> dict[str, Any]:
     before, cpu0, client0 = _health(server.url), _server_cpu_s(server), time.process_time()
     result = await run
     after, cpu1, client1 = _health(server.url), _server_cpu_s(server), time.process_time()
     calls = after["score_calls"] - before["score_calls"]
     pairs = after["scored_pairs"] - before["scored_pairs"]
-    result["mean_batch_size"] = _r(pairs / calls) if calls else None
+    # /health answers from one worker: its counters are that worker's only
+    result["mean_batch_size"] = _r(pairs / calls) if calls and workers == 1 else None
     answered = sum(v for k, v in result["statuses"].items() if k.isdigit())
     ok = result["statuses"].get("200", 0)
     result["server_cpu_ms_per_request"] = _r((cpu1 - cpu0) * 1e3 / answered) if answered else None
@@ -304,11 +305,12 @@ async def run_mode(server: LocalServer, pairs: list[tuple[str, str]], args: argp
     timeout = args.client_timeout_s
     backoff = args.backoff_ms / 1e3
     await closed_loop(server.url, pairs, 16, args.warmup_s, timeout, backoff)
+    w = args.workers
     return {
-        "target_rate": await _phase(server, "target", open_loop(server.url, pairs, args.rate, args.duration, timeout)),
-        "double_rate": await _phase(server, "2x", open_loop(server.url, pairs, 2 * args.rate, args.duration, timeout)),
+        "target_rate": await _phase(server, "target", open_loop(server.url, pairs, args.rate, args.duration, timeout), w),
+        "double_rate": await _phase(server, "2x", open_loop(server.url, pairs, 2 * args.rate, args.duration, timeout), w),
         "saturation": await _phase(
-            server, "saturation", closed_loop(server.url, pairs, args.concurrency, args.saturation_s, timeout, backoff)
+            server, "saturation", closed_loop(server.url, pairs, args.concurrency, args.saturation_s, timeout, backoff), w
         ),
         "health": _health(server.url),
     }
@@ -333,6 +335,7 @@ def main() -> None:
     extra = parse_overrides(args.set)
     cfg = load_config("local", extra)
     args.concurrency = args.concurrency or cfg.serving.max_concurrency
+    args.workers = cfg.serving.workers
     rng = random.Random(0)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="clipguard-bench-service-") as tmp:
@@ -405,6 +408,7 @@ def main() -> None:
             "max_batch_size": cfg.serving.max_batch_size,
             "max_latency_ms": cfg.serving.max_latency_ms,
             "max_concurrency": cfg.serving.max_concurrency,
+            "workers": cfg.serving.workers,
             "torch_threads": cfg.serving.torch_threads or max(1, available_cpus() - 1),
             "extra_config": extra,
         },

@@ -570,6 +570,12 @@ class ServingConfig(_Section):
     max_concurrency: int = Field(
         32, ge=1, description="requests in flight; more are answered 429 at once (bounds queueing latency)"
     )
+    workers: int = Field(
+        2,
+        ge=1,
+        description="service worker processes, each with its own model, features and batching queue; "
+        "2 on 2 cores takes the Python-bound request handling past one interpreter lock",
+    )
     timeout_s: float = Field(60.0, gt=0, description="request time-out (BentoML answers 504 past it)")
     max_upload_bytes: int = Field(64 * 1024**2, ge=1, description="larger uploads get 413")
     max_pairs_per_request: int = Field(64, ge=1, description="pairs of one rci/score request")

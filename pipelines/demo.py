@@ -22,7 +22,10 @@ Steps (every pipeline runs with ``kfp.local``, see :mod:`pipelines.run_local`):
    gated: the gate must refuse it and the champion must not move.
 5. **drift_watch** pipeline for each watched day: the day vs the training reference; on
    drift, an alert and the retraining steps (re-gated against the champion, re-evaluated
-   on the new test set).
+   on the new test set). Unless ``alerts.webhook_url`` is configured, the alerts go to an
+   Alertmanager-webhook receiver the demo runs on 127.0.0.1
+   (:func:`clipguard.monitoring.alerts.local_receiver`), which keeps them in
+   ``<out>/state/alerts.jsonl``.
 6. **summary**: champions per family, every gate decision with its reasons, the drift
    timeline, where the MLflow database, reports and bento are, step times; printed and
    written to ``<out>/demo_summary.json``.
@@ -35,6 +38,7 @@ is reused. Nothing is served in the background.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -267,6 +271,61 @@ def _drift_day(run: Path, day: int, date: str) -> dict[str, Any]:
     }
 
 
+def _watch_days(
+    plan: DemoPlan,
+    windows: dict[int, Any],
+    upto: dict[int, Any],
+    reference: dict[str, str],
+    common: dict[str, Any],
+    state: Path,
+    timer: _Timer,
+    tasks: dict[str, dict[str, float]],
+    log: Any,
+) -> list[dict[str, Any]]:
+    """Run drift_watch for each watched day; the drift timeline."""
+    timeline = []
+    for day in plan.watch_days:
+        with timer.step(f"drift_watch day {day}"):
+            started = time.time()
+            params = {
+                "current_root": str(windows[day].root),
+                "encoder_uri": reference["encoder"],
+                "reference_features_uri": reference["features"],
+                "projection_uri": reference["projection"],
+                "reference_root_uri": reference["root"],
+                "retrain_data_root": str(upto[day].root),
+                **common,
+            }
+            _run_logged("drift_watch", params, state / "kfp" / f"drift-day-{day}", state, log(f"drift-day-{day}"))
+            run = _run_dir(state / "kfp" / f"drift-day-{day}")
+            entry = _drift_day(run, day, windows[day].dates[0])
+            tasks[f"drift_watch day {day}"] = task_seconds(run, started)
+            entry["trend_day"] = day == plan.trend_day
+            timeline.append(entry)
+    return timeline
+
+
+def _received_alerts(path: Path) -> list[dict[str, Any]]:
+    """What the demo's local receiver got: per request, when, the status and each alert's name and day."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        payload = record["payload"]
+        out.append(
+            {
+                "received_at": record["received_at"],
+                "status": payload.get("status"),
+                "alerts": [
+                    {k: a.get("labels", {}).get(k) for k in ("alertname", "day", "severity")}
+                    for a in payload.get("alerts", [])
+                ],
+            }
+        )
+    return out
+
+
 def run_demo(
     out: str | Path | None = None,
     *,
@@ -288,6 +347,7 @@ def run_demo(
     from clipguard.config import load_config
     from clipguard.data.days import slice_days
     from clipguard.data.synth import fingerprint, generate_corpus
+    from clipguard.monitoring.alerts import local_receiver
     from clipguard.registry import show
     from pipelines.run_local import describe_outputs
 
@@ -355,25 +415,18 @@ def run_demo(
             f"{challenger['champion_before']} -> {challenger['champion_after']}"
         )
 
-    timeline = []
-    for day in plan.watch_days:
-        with timer.step(f"drift_watch day {day}"):
-            started = time.time()
-            params = {
-                "current_root": str(windows[day].root),
-                "encoder_uri": reference["encoder"],
-                "reference_features_uri": reference["features"],
-                "projection_uri": reference["projection"],
-                "reference_root_uri": reference["root"],
-                "retrain_data_root": str(upto[day].root),
-                **common,
-            }
-            _run_logged("drift_watch", params, state / "kfp" / f"drift-day-{day}", state, log(f"drift-day-{day}"))
-            run = _run_dir(state / "kfp" / f"drift-day-{day}")
-            entry = _drift_day(run, day, windows[day].dates[0])
-            tasks[f"drift_watch day {day}"] = task_seconds(run, started)
-            entry["trend_day"] = day == plan.trend_day
-            timeline.append(entry)
+    # on-call stand-in: alerts go to a receiver on 127.0.0.1 unless the config names a webhook
+    inbox_log = state / "alerts.jsonl"
+    own_receiver = cfg.alerts.webhook_url is None
+    with contextlib.ExitStack() as stack:
+        inbox = stack.enter_context(local_receiver(inbox_log)) if own_receiver else None
+        if inbox is not None:
+            console.print(f"alerts go to a local Alertmanager-webhook receiver at {inbox.url} (kept in {inbox_log})")
+            watch_common = {**common, "overrides_json": json.dumps({**overrides, "alerts.webhook_url": inbox.url}, sort_keys=True)}
+        else:
+            watch_common = common
+        timeline = _watch_days(plan, windows, upto, reference, watch_common, state, timer, tasks, log)
+    alerts_received = _received_alerts(inbox_log) if own_receiver else None
 
     from clipguard.serving.package import bentoml_home
 
@@ -394,6 +447,7 @@ def run_demo(
         "degraded_challenger": challenger,
         "gate_decisions": gate_decisions(cfg),
         "drift_timeline": timeline,
+        "alerts_received": alerts_received,
         "where": {
             "mlflow_db": str(state / "mlflow.db"),
             "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{state / 'mlflow.db'} "
@@ -456,6 +510,10 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
             "-" if gate is None else f"v{gate['version']} {'passed' if gate['passed'] else 'refused'}",
         )
     console.print(drift)
+    received = summary.get("alerts_received")
+    if received is not None:
+        names = ", ".join(f"{a['alertname']} (day {a['day']})" for r in received for a in r["alerts"]) or "none"
+        console.print(f"alerts received by the local webhook receiver: {len(received)} request(s): {names}")
     w = summary["where"]
     console.print(f"MLflow database: {w['mlflow_db']}\n  UI: {w['mlflow_ui']}")
     console.print(f"drift reports: {', '.join(w['drift_reports'])}")

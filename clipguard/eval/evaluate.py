@@ -11,6 +11,9 @@ the evaluated split; AP and R@P80 need no threshold. Per-subset metrics follow
 yet). Both write to ``out_dir`` (default ``<model_dir>/eval``)::
 
     metrics_<split>.json   threshold, val and split metrics, per-subset metrics, lineage;
+                           for the student also ``baseline`` (clip-embedding cosine on the same
+                           pairs, :func:`embedding_baseline`), whose ap and r_at_p80 join
+                           ``metrics`` as baseline_ap / baseline_r_at_p80 (the gate's reference);
                            for the student also ``speed`` (:mod:`clipguard.eval.speed`), whose
                            pairs_per_s, p50_ms, p99_ms, gflops and fraction_of_matmul_peak join
                            ``metrics`` (the registry step attaches those; the student gate
@@ -34,9 +37,11 @@ from clipguard.config import Config, load_config
 from clipguard.data.schema import data_version
 from clipguard.eval.metrics import json_ready, save_pr_curves, val_test_metrics
 from clipguard.eval.subsets import ALL, subset_masks, subset_metrics
+from clipguard.registry.gate import BASELINE_PREFIX
 from clipguard.registry.tracking import Lineage
 
 VAL_SPLIT = "val"
+BASELINE_METRICS = ("ap", "r_at_p80")
 PLOTTED_SUBSETS = (ALL, "reason_visual", "reason_audio", "reason_text", "heldout_edit", "heldout_source")
 
 
@@ -96,6 +101,34 @@ def _write(
     report = {**report, "files": {"json": str(out / f"metrics_{split}.json"), "png": str(png), "scores": str(scores_path)}}
     write_json(out / f"metrics_{split}.json", json_ready(report))
     return report
+
+
+def embedding_baseline(
+    root: str | Path,
+    features_dir: str | Path,
+    val_pairs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    cfg: Config,
+    heldout_types: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The clip-embedding cosine baseline evaluated like the model, on the same val and split pairs.
+
+    Returns ``method``, ``threshold``, ``val``, ``metrics`` (overall) and ``n_errors`` (pairs
+    scored 0 because a clip had no features); per-subset metrics stay with ``rci baselines``.
+    """
+    from clipguard.baselines.scores import baseline_pair_scores
+
+    both = pd.concat([val_pairs, pairs], ignore_index=True)
+    scored = baseline_pair_scores(root, both, cfg, "embedding", features_dir, progress=False)
+    scores = scored["score"].to_numpy()
+    result = evaluate_scores(val_pairs, scores[: len(val_pairs)], pairs, scores[len(val_pairs) :], heldout_types)
+    return {
+        "method": "embedding",
+        "threshold": result["threshold"],
+        "val": result["val"],
+        "metrics": result["metrics"],
+        "n_errors": int((scored["error"] != "").sum()),
+    }
 
 
 def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -159,6 +192,12 @@ def evaluate_student(
         "data_version": data_version(root),
         "features_version": features_version(features),
         **evaluate_scores(val.pairs, val_scores, test.pairs, scores, heldout),
+    }
+    report["baseline"] = embedding_baseline(root, features, val.pairs, test.pairs, cfg, heldout)
+    # the gate's min_over_baseline rules compare ap / r_at_p80 with these, measured on the same pairs
+    report["metrics"] = {
+        **report["metrics"],
+        **{f"{BASELINE_PREFIX}{k}": report["baseline"]["metrics"][k] for k in BASELINE_METRICS},
     }
     if cfg.models.speed.enabled:  # the student gate requires pairs_per_s and p99_ms
         from clipguard.eval.speed import GATE_METRICS, measure_student_speed

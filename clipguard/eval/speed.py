@@ -37,6 +37,7 @@ asserts a time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -262,7 +263,8 @@ def measure_student_speed(
     s = cfg.models.speed
     batch = s.batch_size or cfg.models.training.eval_batch_size
     sizes = list(dict.fromkeys([batch, *(batch_sizes or ())]))
-    model = model.eval()
+    # timed in the served form (conv + BatchNorm folded), on a copy when the caller's model can still train
+    model = model if model.inference_only else copy.deepcopy(model).for_inference()
     load_before = _loadavg()
     started = time.perf_counter()
     with torch_threads(s.torch_threads) as threads:

@@ -23,6 +23,9 @@ to ``backoff_max_s``); other 4xx are not retried (the request itself is wrong). 
 attempt has a timeout and the whole delivery is bounded by ``max_total_s``. Nothing
 raises: the outcome says whether the alert was delivered, and a failure is logged as a
 warning. Without a webhook the alert is only logged.
+
+:func:`local_receiver` runs a receiver on 127.0.0.1 for local runs (``make demo`` points
+``alerts.webhook_url`` at it and keeps what arrived) and for the tests.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -328,3 +333,85 @@ def send_alert(
         return _post(cfg.webhook_url, payload, cfg, session, fp)
     with requests.Session() as own:
         return _post(cfg.webhook_url, payload, cfg, own, fp)
+
+
+# --------------------------------------------------------------------------- local receiver
+
+
+@dataclass
+class LocalReceiver:
+    """A webhook receiver on 127.0.0.1 (see :func:`local_receiver`): what it got and how it answers.
+
+    ``statuses`` are answered in order to the first requests (then 200); ``delay_s`` holds
+    every answer back (a slow on-call bridge); ``requests`` / ``headers`` record each POST.
+    """
+
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)
+    delay_s: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    log_path: str | None = None
+
+
+@contextmanager
+def local_receiver(
+    log_path: str | Path | None = None,
+    statuses: Sequence[int] = (),
+    delay_s: float = 0.0,
+    path: str = "/hooks/alertmanager",
+) -> Iterator[LocalReceiver]:
+    """Run an Alertmanager-webhook receiver on 127.0.0.1 (a free port) while the block runs.
+
+    For local runs and the demo, where no on-call system listens: point
+    ``alerts.webhook_url`` at ``receiver.url`` and every alert that
+    :func:`send_alert` delivers is recorded (and appended to ``log_path`` as one JSON line
+    per request, if given). Tests use ``statuses`` / ``delay_s`` to play a failing receiver.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = LocalReceiver(statuses=list(statuses), delay_s=delay_s, log_path=str(log_path) if log_path else None)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = {"unparsed": body.decode(errors="replace")}
+            with lock:
+                state.requests.append(payload)
+                state.headers.append(dict(self.headers))
+                if state.log_path:
+                    with open(state.log_path, "a") as f:
+                        f.write(json.dumps({"received_at": _rfc3339(datetime.now(timezone.utc)), "payload": payload}) + "\n")
+                status = state.statuses.pop(0) if state.statuses else 200
+            if state.delay_s:
+                threading.Event().wait(state.delay_s)
+            try:
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -86,7 +86,7 @@ def _threshold_from_dir(model_dir: Path) -> float | None:
 def _load_dir(model_dir: Path, uri: str) -> LoadedStudent:
     from clipguard.encoders.io import directory_fingerprint
 
-    model = MatchLiteForPairClassification.from_pretrained(model_dir).eval()
+    model = MatchLiteForPairClassification.from_pretrained(model_dir).for_inference()
     training = model_dir / TRAINING_FILE
     meta = json.loads(training.read_text()) if training.is_file() else {}
     version = str(meta.get("version") or "m" + directory_fingerprint(str(model_dir.resolve())))
@@ -137,7 +137,7 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
         encoder_version = (version.tags or {}).get("encoder_version")
         metric = model_metrics(client, version).get(THRESHOLD_METRIC)
         threshold = float(metric) if metric is not None else threshold
-    return LoadedStudent(raw.eval(), uri, model_version, encoder_version, threshold)
+    return LoadedStudent(raw.for_inference(), uri, model_version, encoder_version, threshold)
 
 
 def load_student(model: str | Path | None, cfg: Config) -> LoadedStudent:

@@ -10,6 +10,12 @@ per metric:
     a fraction of the champion's magnitude (both must hold when both are set);
 ``min_absolute_change`` / ``min_relative_change``
     MLflow's own semantics: the candidate must *beat* the champion by at least this much.
+``min_over_baseline``
+    the candidate must beat a reference method scored on the *same* test pairs by at least
+    this much: the evaluation step writes that method's value as ``baseline_<metric>``
+    (for the student: clip-embedding cosine, :func:`clipguard.eval.evaluate.evaluate_student`).
+    Unlike an absolute floor it follows the test set's difficulty and positive share; it
+    applies with or without a champion, and a missing ``baseline_<metric>`` fails.
 
 Every comparison is made by ``mlflow.validate_evaluation_results`` on ``EvaluationResult``
 objects built from metric dicts, one threshold at a time so that each failure is
@@ -68,7 +74,10 @@ TAG_GATE = "gate"
 GATE_PASSED = "passed"
 GATE_FAILED = "failed"
 
-CheckKind = Literal["present", "floor", "no_regression", "improvement", "same_test_set"]
+CheckKind = Literal["present", "floor", "over_baseline", "no_regression", "improvement", "same_test_set"]
+
+BASELINE_PREFIX = "baseline_"
+"""``baseline_<metric>``: the reference method's value on the candidate's test pairs (``min_over_baseline``)."""
 
 
 class PolicyError(RegistryError, ValueError):
@@ -89,6 +98,9 @@ class MetricRule(BaseModel):
     min_absolute_change: float | None = Field(None, gt=0, description="required absolute gain vs the champion")
     min_relative_change: float | None = Field(
         None, ge=0, le=1, description="required relative gain vs the champion"
+    )
+    min_over_baseline: float | None = Field(
+        None, gt=0, description="required absolute gain over baseline_<metric> (a reference method on the same test pairs)"
     )
     description: str | None = None
 
@@ -197,7 +209,7 @@ class GateCheck:
     bound: float | None = None
     """The value the candidate had to reach (floor, or champion ± tolerance)."""
     baseline: float | None = None
-    """The champion's value, for checks against the champion."""
+    """The champion's value for checks against the champion; the reference method's for ``over_baseline``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,12 +274,37 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _baseline_check(metric: str, rule: MetricRule, value: float, baseline_value: float | None) -> GateCheck:
+    """``metric`` must beat ``baseline_<metric>`` by ``rule.min_over_baseline`` (MLflow's min_absolute_change)."""
+    from mlflow.models import MetricThreshold
+
+    margin = float(rule.min_over_baseline)
+    key = BASELINE_PREFIX + metric
+    if baseline_value is None or not math.isfinite(baseline_value):
+        return GateCheck(
+            metric, "over_baseline", False,
+            f"{metric}: no finite {key} in the candidate's metrics (min_over_baseline {margin} needs the "
+            "reference method scored on the same test pairs)", value,
+        )
+    gib = rule.greater_is_better
+    threshold = MetricThreshold(min_absolute_change=margin, greater_is_better=gib)
+    ok = _holds(metric, threshold, value, baseline_value)
+    bound = baseline_value + margin if gib else baseline_value - margin
+    msg = (
+        f"{metric} = {_fmt(value)} vs baseline {_fmt(baseline_value)}: "
+        + ("beats it" if ok else "does not beat it")
+        + f" by the required {margin} (must be {'>=' if gib else '<='} {_fmt(bound)})"
+    )
+    return GateCheck(metric, "over_baseline", ok, msg, value, bound, baseline_value)
+
+
 def _metric_checks(
     metric: str,
     rule: MetricRule,
     value: float,
     champion_value: float | None,
     champion_label: str,
+    baseline_value: float | None = None,
 ) -> list[GateCheck]:
     from mlflow.models import MetricThreshold
 
@@ -283,6 +320,8 @@ def _metric_checks(
             else f"{metric} = {_fmt(value)} {worse} {kind_word} {_fmt(rule.threshold)}"
         )
         checks.append(GateCheck(metric, "floor", ok, msg, value, rule.threshold))
+    if rule.min_over_baseline is not None:
+        checks.append(_baseline_check(metric, rule, value, baseline_value))
     if champion_value is None:
         return checks
 
@@ -390,7 +429,9 @@ def evaluate_gate(
                     notes.append(f"{champion_label} has no finite {metric}: champion comparison skipped for it")
                 else:
                     champion_value = float(champ_raw)
-            checks.extend(_metric_checks(metric, rule, value, champion_value, champion_label))
+            baseline_raw = candidate_metrics.get(BASELINE_PREFIX + metric)
+            baseline_value = None if baseline_raw is None else float(baseline_raw)
+            checks.extend(_metric_checks(metric, rule, value, champion_value, champion_label, baseline_value))
 
     failed = [c.message for c in checks if not c.passed]
     passed = not failed

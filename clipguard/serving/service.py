@@ -113,7 +113,7 @@ VideoText = Annotated[str, StringConstraints(max_length=CONFIG.validation.max_as
 
 @bentoml.service(
     name="clipguard",
-    workers=1,
+    workers=SERVING.workers,
     traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency},
     envs=ENVS,
     image=IMAGE,

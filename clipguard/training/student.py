@@ -109,8 +109,8 @@ def features_version(features_dir: str | Path) -> str:
 
 
 def load_student(model_dir: str | Path) -> MatchLiteForPairClassification:
-    """A trained student directory -> MatchLite in eval mode."""
-    return MatchLiteForPairClassification.from_pretrained(model_dir).eval()
+    """A trained student directory -> MatchLite in its inference form (eval mode, conv + BatchNorm folded)."""
+    return MatchLiteForPairClassification.from_pretrained(model_dir).for_inference()
 
 
 def student_dataset(

@@ -139,3 +139,31 @@ def test_save_and_reload_give_identical_outputs(tiny_cfg: Config, tmp_path: Path
         a, b = model(q, cand), reloaded(q, cand)
     assert all(torch.equal(a.logits[t], b.logits[t]) for t in a.logits)
     assert torch.equal(a.embedding, b.embedding)
+
+
+def test_inference_form_folds_every_batchnorm_and_scores_the_same(tiny_cfg: Config, tmp_path: Path) -> None:
+    model = make_student(tiny_cfg)
+    c = model.config
+    q, cand = features(c, LENGTHS_Q), features(c, LENGTHS_C, seed=1)
+    model.train()
+    for _ in range(3):  # BatchNorm running statistics away from their (0, 1) start, so folding must use them
+        model(q, cand)
+    model.eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert n_bn > 0
+    with torch.no_grad():
+        before = model(q, cand)
+    path = model.save_pretrained(tmp_path / "student")
+    folded = MatchLiteForPairClassification.from_pretrained(path).for_inference()
+    assert folded.inference_only and not folded.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert folded.for_inference() is folded  # idempotent
+    with torch.no_grad():
+        after = folded(q, cand)
+    for task in before.logits:
+        torch.testing.assert_close(after.logits[task], before.logits[task], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after.embedding, before.embedding, rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError, match="folded for inference"):
+        folded.train()
+    with pytest.raises(RuntimeError, match="folded for inference"):
+        folded.save_pretrained(tmp_path / "again")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import pandas as pd
 import pytest
 
 from clipguard.config import DriftConfig
+from clipguard.monitoring.alerts import LocalReceiver, local_receiver
 from clipguard.monitoring.drift import DriftResult, Projection, drift_timeline, fit_projection
 from tests.monitoring.synth import World, make_clips, make_traffic, make_world
 
@@ -109,47 +107,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, world: World) -> MiniCorpus
     )
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1: answers ``statuses`` in order (then 200), records requests."""
-
-    url: str
-    statuses: list[int] = field(default_factory=list)
-    delay_s: float = 0.0
-    requests: list[dict] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
+Receiver = LocalReceiver
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            state.requests.append(json.loads(body))
-            state.headers.append(dict(self.headers))
-            if state.delay_s:
-                threading.Event().wait(state.delay_s)
-            status = state.statuses.pop(0) if state.statuses else 200
-            try:
-                self.send_response(status)
-                if status == 429:
-                    self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                pass
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alertmanager"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with local_receiver() as state:
+        yield state

@@ -197,3 +197,21 @@ def test_drift_alert_without_period_uses_today(result: DriftResult) -> None:
     alert = drift_alert(replace(result, period=None), AlertConfig(), now=now, top_k=1)
     assert alert.labels["day"] == "2026-11-05"
     assert "and 1 more" in alert.annotations["description"]
+
+
+def test_local_receiver_keeps_each_delivered_alert_as_a_json_line(tmp_path, result: DriftResult) -> None:
+    import json
+
+    from clipguard.monitoring.alerts import local_receiver
+
+    log = tmp_path / "inbox" / "alerts.jsonl"
+    with local_receiver(log, statuses=[503]) as inbox:
+        outcome = send_alert(result, AlertConfig(webhook_url=inbox.url, **FAST), pipeline="drift-watch")
+    assert outcome.delivered and outcome.attempts == 2  # the 503 was retried
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == 2 == len(inbox.requests)
+    assert all(x["payload"]["alerts"][0]["labels"]["day"] == "2026-11-03" for x in lines)
+    assert all(x["received_at"].endswith("Z") for x in lines)
+    # the port is closed once the block ends: a later alert is not delivered, and does not raise
+    late = send_alert(result, AlertConfig(webhook_url=inbox.url, **{**FAST, "retries": 0}), pipeline="drift-watch")
+    assert not late.delivered

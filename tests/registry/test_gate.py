@@ -123,6 +123,41 @@ def test_champion_without_the_metric_is_skipped_with_a_note():
     assert "champion v1 has no finite r_at_p80: champion comparison skipped for it" in d.reasons
 
 
+BASELINE_POLICY = FamilyPolicy.model_validate(
+    {"metrics": {"ap": {"threshold": 0.3, "min_over_baseline": 0.05, "max_regression": 0.01}}}
+)
+
+
+def test_min_over_baseline_compares_with_the_reference_on_the_same_pairs():
+    ok = _gate({"ap": 0.40, "baseline_ap": 0.30}, policy=BASELINE_POLICY)
+    assert ok.passed
+    (check,) = [c for c in ok.checks if c.kind == "over_baseline"]
+    assert (check.value, check.baseline) == (0.40, 0.30)
+    assert check.bound == pytest.approx(0.35)
+
+    # above the absolute floor, but not 0.05 better than the baseline scored on the same pairs
+    low = _gate({"ap": 0.34, "baseline_ap": 0.30}, policy=BASELINE_POLICY)
+    assert not low.passed
+    assert low.reasons[0] == "ap = 0.34 vs baseline 0.3: does not beat it by the required 0.05 (must be >= 0.35)"
+
+    # the baseline rule holds with a champion too, beside the regression check
+    with_champion = _gate({"ap": 0.34, "baseline_ap": 0.30}, {"ap": 0.34}, policy=BASELINE_POLICY)
+    assert {c.kind: c.passed for c in with_champion.checks} == {"floor": True, "over_baseline": False, "no_regression": True}
+
+
+def test_min_over_baseline_fails_closed_without_the_baseline_metric():
+    for metrics in ({"ap": 0.9}, {"ap": 0.9, "baseline_ap": math.nan}):
+        d = _gate(metrics, policy=BASELINE_POLICY)
+        assert not d.passed
+        assert "no finite baseline_ap in the candidate's metrics" in d.reasons[0]
+
+
+def test_min_over_baseline_lower_is_better():
+    policy = FamilyPolicy.model_validate({"metrics": {"p99_ms": {"greater_is_better": False, "min_over_baseline": 5}}})
+    assert _gate({"p99_ms": 10.0, "baseline_p99_ms": 20.0}, policy=policy).passed
+    assert not _gate({"p99_ms": 18.0, "baseline_p99_ms": 20.0}, policy=policy).passed
+
+
 def test_decision_is_json_ready():
     d = _gate({**GOOD, "ap": 0.3}, {"ap": 0.8, "r_at_p80": 0.5})
     payload = json.loads(json.dumps(d.to_dict()))
@@ -135,6 +170,7 @@ def test_repo_policy_covers_every_configured_family():
     policy = load_policy(cfg=load_config())
     assert set(policy.families) == set(load_config().registry.models)
     assert policy.family("student").metrics["p99_ms"].greater_is_better is False
+    assert policy.family("student").metrics["ap"].min_over_baseline is not None
 
 
 def test_policy_errors_are_clear(tmp_path: Path):

@@ -31,7 +31,7 @@ from clipguard.registry import (
 )
 from tests.registry.tiny_model import make_tiny
 
-GOOD = {"ap": 0.80, "r_at_p80": 0.50, "pairs_per_s": 900.0, "p99_ms": 12.0}
+GOOD = {"ap": 0.80, "baseline_ap": 0.40, "r_at_p80": 0.50, "pairs_per_s": 900.0, "p99_ms": 12.0}
 LINEAGE = Lineage(data_version="data-1", encoder_version="enc-1", index_version="idx-1")
 
 
@@ -135,7 +135,7 @@ def test_gate_reads_the_measured_speed_of_the_evaluation_report(registry_cfg: Co
     assert not decision.passed and decision.reasons[0] == "pairs_per_s = 320 < floor 500"
     assert current("student", cfg=registry_cfg).aliases == {}
 
-    unmeasured = report("unmeasured", {"ap": 0.8, "r_at_p80": 0.5})
+    unmeasured = report("unmeasured", {"ap": 0.8, "baseline_ap": 0.4, "r_at_p80": 0.5})
     _, v2 = _register(registry_cfg, tmp_path, seed=2, metrics=unmeasured)
     decision = gate_version("student", v2.version, cfg=registry_cfg)
     assert not decision.passed

@@ -83,7 +83,7 @@ def pair_world(tmp_path_factory: pytest.TempPathFactory) -> ServingWorld:
     base = tmp_path_factory.mktemp("pair_world")
     rci = build_rci_root(base, with_media=False)
     models = {k: v for k, v in TINY_RCI_OVERRIDES.items() if k.startswith(STUDENT_KEYS)}
-    overrides: dict[str, Any] = {**models, "work_dir": str(base / "runs"), "serving.torch_threads": 1}
+    overrides: dict[str, Any] = {**models, "work_dir": str(base / "runs"), "serving.torch_threads": 1, "serving.workers": 1}
     cfg = load_config("local", overrides)
     student = save_student(base / "student", cfg)
     index = _index(rci.features_dir, cfg, base / "index")
@@ -117,6 +117,7 @@ def media_world(tmp_path_factory: pytest.TempPathFactory) -> ServingWorld:
         **models,
         "work_dir": str(base / "runs"),
         "serving.torch_threads": 1,
+        "serving.workers": 1,  # the tests read one worker's batch counters
     }
     cfg = load_config("local", overrides)
     student = save_student(base / "student", cfg)
