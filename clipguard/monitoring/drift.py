@@ -693,6 +693,22 @@ def _period_label(start: pd.Timestamp, by: str) -> str:
     return start.strftime("%Y-%m-%d") if by == "day" else start.strftime("%Y-%m-%dT%H-%M")
 
 
+def window_period(window_df: pd.DataFrame, by: Literal["day", "hour"] = "day") -> str | None:
+    """The traffic period a window covers, from its ``event_timestamp`` (UTC): ``"2026-11-05"``,
+    or ``"2026-11-04..2026-11-05"`` across periods; ``None`` without timestamps.
+
+    What the drift report and its alert are labelled with (the alert's ``day``), rather than
+    the date the check happened to run.
+    """
+    if "event_timestamp" not in window_df.columns or window_df.empty:
+        return None
+    stamps = pd.to_datetime(window_df["event_timestamp"], utc=True).dropna()
+    if stamps.empty:
+        return None
+    first, last = (_period_label(t.floor(_PERIODS[by]), by) for t in (stamps.min(), stamps.max()))
+    return first if first == last else f"{first}..{last}"
+
+
 def drift_timeline(
     reference_df: pd.DataFrame,
     traffic_df: pd.DataFrame,

@@ -23,8 +23,8 @@ attributed to its metric and rule; a ``ModelValidationFailedException`` becomes 
 failed :class:`GateCheck` and a reason in the :class:`GateDecision`.
 
 Fail closed: a metric the policy names but the candidate lacks (or is NaN) fails; a
-family without a policy cannot be gated. Without a champion only the floors apply (the
-decision says so). A champion whose metrics come from another test set (its
+family without a policy cannot be gated. Without a champion only the floors and the
+baseline rules apply (the decision says so). A champion whose metrics come from another test set (its
 ``data_version`` tag differs) is not compared as registered: the champion is re-evaluated
 on the candidate's test set (``reevaluate_champion``, see :mod:`clipguard.registry.champion`;
 the pipelines' gate step does this), or the caller passes ``champion_metrics``; with
@@ -406,7 +406,7 @@ def evaluate_gate(
             else f"no comparable metrics of {champion_label}"
         )
         notes.append(
-            f"{what}: only absolute floors apply"
+            f"{what}: only the rules that need no champion apply (floors, baseline)"
             + (f" (champion comparisons skipped for {', '.join(compared)})" if compared else "")
         )
     with _quiet_mlflow_validation():

@@ -40,7 +40,7 @@ def drift_check(
 
     from clipguard.config import load_config
     from clipguard.features.store_format import read_clip_features
-    from clipguard.monitoring.drift import Projection, drift_report, select_reference, with_manifest
+    from clipguard.monitoring.drift import Projection, drift_report, select_reference, window_period, with_manifest
 
     cfg = load_config(profile, json.loads(overrides_json))
     reference_df = read_clip_features(reference.path)
@@ -49,7 +49,9 @@ def drift_check(
         reference_df = select_reference(with_manifest(reference_df, reference_root.path), cfg.drift.reference_splits)
         current_df = with_manifest(current_df, current_root.path)
     out = Path(result.path)
-    decision = drift_report(reference_df, current_df, Projection.load(projection.path), cfg.drift, out)
+    decision = drift_report(
+        reference_df, current_df, Projection.load(projection.path), cfg.drift, out, period=window_period(current_df)
+    )
     shutil.copyfile(decision.html_path, report.path)
     (out / "result.json").write_text(json.dumps(decision.to_dict(), indent=2))
     metrics.log_metric("share_drifted", decision.share_drifted)

@@ -262,3 +262,14 @@ def test_select_reference_errors(reference_df: pd.DataFrame) -> None:
         select_reference(reference_df, ("train",))
     with pytest.raises(ValueError, match=r"no reference clip in splits \['train'\] \(the data has splits \['val'\]\)"):
         select_reference(reference_df.assign(split="val"), ("train",))
+
+
+def test_window_period_names_the_traffic_days_not_the_run_date() -> None:
+    from clipguard.monitoring.drift import window_period
+
+    one_day = pd.DataFrame({"event_timestamp": pd.to_datetime(["2026-11-05T01:00", "2026-11-05T23:59"])})
+    assert window_period(one_day) == "2026-11-05"
+    two_days = pd.DataFrame({"event_timestamp": pd.to_datetime(["2026-11-05T23:00Z", "2026-11-04T08:00Z", None])})
+    assert window_period(two_days) == "2026-11-04..2026-11-05"
+    assert window_period(two_days, by="hour") == "2026-11-04T08-00..2026-11-05T23-00"
+    assert window_period(pd.DataFrame({"clip_id": ["a"]})) is None
