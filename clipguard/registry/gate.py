@@ -406,8 +406,9 @@ def evaluate_gate(
             else f"no comparable metrics of {champion_label}"
         )
         notes.append(
-            f"{what}: only the rules that need no champion apply (floors, baseline)"
-            + (f" (champion comparisons skipped for {', '.join(compared)})" if compared else "")
+            f"{what}: "
+            + (f"champion comparisons skipped for {', '.join(compared)}; " if compared else "")
+            + "only the floors and baseline rules apply"
         )
     with _quiet_mlflow_validation():
         for metric, rule in policy.metrics.items():
