@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -134,7 +135,10 @@ def main() -> None:
         old = module_at(args.baseline_ref)
         old_model = old.MatchLiteForPairClassification(old.MatchLiteConfig.from_dict(config.to_dict())).eval()
         old_model.load_state_dict(model.state_dict())
-        models = {"working_tree": model, "baseline": old_model}
+        # the working tree as it is served and measured (conv + BatchNorm folded, when that exists)
+        served = copy.deepcopy(model)
+        served = served.for_inference() if hasattr(served, "for_inference") else served
+        models = {"working_tree": served, "baseline": old_model}
         s = cfg.models.speed
         comparison = {"matchlite_at": args.baseline_ref, "method": "the same batches scored by both models in alternation (A B, B A, ...)", "by_threads": {}}
         for t in args.threads:
