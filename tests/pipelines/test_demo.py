@@ -89,11 +89,29 @@ def test_drift_day_reads_what_the_run_decided_and_the_summary_prints(tmp_path: P
         "where": {"mlflow_db": "db", "mlflow_ui": "ui", "drift_reports": ["r3", "r4"], "training_evaluation": "e",
                   "bentoml_home": "b", "bentos": []},
         "step_seconds": {"corpus": 100.0}, "task_seconds": {"training": {"teacher-sft": 50.0}}, "total_seconds": 700.0,
+        "alerts_received": [{"received_at": "t", "status": "firing",
+                             "alerts": [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}]}],
     }
     print_summary(summary, Console(width=200, force_terminal=False))
     text = capsys.readouterr().out
     assert "ap = 0.05 < floor 0.5" in text and "(unchanged)" in text and "v3 passed" in text
     assert "total wall time: 700 s (11.7 min)" in text
+    assert "alerts received by the local webhook receiver: 1 request(s): ClipguardDataDrift (day 2026-11-05)" in text
+
+
+def test_the_demo_reads_back_what_its_local_receiver_got(tmp_path: Path) -> None:
+    from clipguard.config import AlertConfig
+    from clipguard.monitoring.alerts import Alert, local_receiver, send_alert
+    from pipelines.demo import _received_alerts
+
+    log = tmp_path / "alerts.jsonl"
+    assert _received_alerts(log) == []  # nothing alerted: no file
+    with local_receiver(log) as inbox:
+        alert = Alert(labels={"alertname": "ClipguardDataDrift", "day": "2026-11-05"}, annotations={"summary": "s"})
+        assert send_alert(alert, AlertConfig(webhook_url=inbox.url)).delivered
+    (got,) = _received_alerts(log)
+    assert got["status"] == "firing"
+    assert got["alerts"] == [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}]
 
 
 def test_pipeline_output_goes_to_the_log_then_back(tmp_path: Path, capfd) -> None:
