@@ -568,7 +568,7 @@ class ServingConfig(_Section):
         "queue), or the dispatcher sheds instead of batching",
     )
     max_concurrency: int = Field(
-        32, ge=1, description="requests in flight; more are answered 429 at once (bounds queueing latency)"
+        32, ge=1, description="requests in flight per worker; more are answered 429 at once (bounds queueing latency)"
     )
     workers: int = Field(
         2,
@@ -584,6 +584,11 @@ class ServingConfig(_Section):
         30.0, ge=0, description="how often the champion alias is checked (0: only on rci/reload)"
     )
     feature_cache_clips: int = Field(8192, ge=0, description="clips whose tokens stay in memory (LRU)")
+    gc_freeze: bool = Field(
+        True,
+        description="after each (re)load, collect once and gc.freeze() what is loaded, so that Python's full "
+        "collections no longer walk the model, the imported libraries and the index (shorter latency tail)",
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="None = the CPUs this process may use, minus one for the HTTP event loop"
     )

@@ -114,7 +114,10 @@ VideoText = Annotated[str, StringConstraints(max_length=CONFIG.validation.max_as
 @bentoml.service(
     name="clipguard",
     workers=SERVING.workers,
-    traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency},
+    # BentoML splits the service's max_concurrency evenly over its workers; ours is per worker,
+    # since the kernel does not spread connections evenly (a worker holding more than its share
+    # would answer 429 while the other idles)
+    traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency * SERVING.workers},
     envs=ENVS,
     image=IMAGE,
 )

@@ -253,3 +253,19 @@ def test_the_registry_champion_is_served_and_a_new_champion_is_swapped_in(regist
     after = rt.score_pairs(pair)[0]
     assert (after.model_version, after.threshold, rt.health().reloads) == ("clipguard-student/2", 0.6, 1)
     assert after.score != before.score
+
+
+def test_load_freezes_the_loaded_heap_only_when_asked(pair_world: ServingWorld) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        ServingRuntime(world_config(pair_world, **{"serving.gc_freeze": False})).load()
+        assert gc.get_freeze_count() == 0
+        rt = ServingRuntime(world_config(pair_world))
+        rt.load()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # the model, the libraries, the features index: out of every full collection
+        assert rt.score_pairs([(pair_world.clip_ids[0], pair_world.clip_ids[1])])[0].score >= 0
+    finally:
+        gc.unfreeze()
