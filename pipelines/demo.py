@@ -182,7 +182,7 @@ def degrade_student(model_dir: Path, out_dir: Path) -> Path:
 
 
 def degraded_challenger(cfg: Any, version: str, root: Path, features: Path, out_dir: Path) -> dict[str, Any]:
-    """Register registry ``version`` of the student with shuffled weights, evaluated on ``root``'s
+    """Register registry ``version`` of the student with zeroed weights, evaluated on ``root``'s
     test split with ``features``, and gate it; returns what happened (decision, champion before/after)."""
     from clipguard.eval.evaluate import evaluate_student
     from clipguard.registry import Lineage, current, gate_version, log_model

@@ -37,6 +37,7 @@ __all__ = [
     "baseline_pair_scores",
     "baseline_scores",
     "compare_baselines",
+    "evaluate_baseline",
     "write_baseline_scores",
 ]
 
@@ -165,6 +166,30 @@ def write_baseline_scores(
     return atomic_write(Path(out_path), lambda p: table.to_parquet(p, index=False))
 
 
+def evaluate_baseline(
+    root: str | Path,
+    val_pairs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    cfg: Config,
+    method: Method,
+    features_dir: str | Path | None = None,
+    heldout_types: tuple[str, ...] = (),
+    progress: bool = True,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Score ``val_pairs`` then ``pairs`` with ``method`` and evaluate it like a model
+    (:func:`clipguard.eval.evaluate.evaluate_scores`: threshold from val, overall and
+    per-subset metrics); ``n_errors`` counts pairs scored 0 because a clip could not be
+    scored. Returns the result and the scored rows (val first)."""
+    from clipguard.eval.evaluate import evaluate_scores
+
+    both = pd.concat([val_pairs, pairs], ignore_index=True)
+    scored = baseline_pair_scores(root, both, cfg, method, features_dir, progress=progress)
+    scores = scored["score"].to_numpy()
+    result = evaluate_scores(val_pairs, scores[: len(val_pairs)], pairs, scores[len(val_pairs) :], heldout_types)
+    result["n_errors"] = int((scored["error"] != "").sum())
+    return result, scored
+
+
 def _wins(student: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """Per metric: student value, baseline value, whether the student is strictly higher (None: undefined)."""
     out: dict[str, Any] = {}
@@ -204,7 +229,7 @@ def compare_baselines(
 
     from clipguard.data.schema import data_version
     from clipguard.encoders.io import write_json
-    from clipguard.eval.evaluate import VAL_SPLIT, evaluate_scores, heldout_edit_types
+    from clipguard.eval.evaluate import VAL_SPLIT, heldout_edit_types
     from clipguard.eval.metrics import json_ready
     from clipguard.training.data import load_pairs
 
@@ -225,12 +250,7 @@ def compare_baselines(
         if method == "embedding" and features_dir is None:
             log.warning("embedding baseline skipped: no features_dir")
             continue
-        both = pd.concat([val_pairs, pairs], ignore_index=True)
-        scored = baseline_pair_scores(root, both, cfg, method, features_dir, progress=progress)
-        val_scores = scored["score"].to_numpy()[: len(val_pairs)]
-        scores = scored["score"].to_numpy()[len(val_pairs) :]
-        result = evaluate_scores(val_pairs, val_scores, pairs, scores, heldout)
-        result["n_errors"] = int((scored["error"] != "").sum())
+        result, scored = evaluate_baseline(root, val_pairs, pairs, cfg, method, features_dir, heldout, progress)
         if student is not None:
             compared = ["all", "heldout_edit", *[f"heldout_edit/{t}" for t in heldout]]
             wins = {}
@@ -245,7 +265,7 @@ def compare_baselines(
             )
         report["baselines"][method] = result
         scored["split"] = [VAL_SPLIT] * len(val_pairs) + [split] * len(pairs)
-        scored["label"] = both["label"].to_numpy()
+        scored["label"] = np.concatenate([val_pairs["label"].to_numpy(), pairs["label"].to_numpy()])
         tables.append(scored)
     if student is not None:
         report["student"] = {k: student.get(k) for k in ("model", "model_dir", "model_version", "threshold", "metrics")}

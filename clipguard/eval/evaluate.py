@@ -116,19 +116,10 @@ def embedding_baseline(
     Returns ``method``, ``threshold``, ``val``, ``metrics`` (overall) and ``n_errors`` (pairs
     scored 0 because a clip had no features); per-subset metrics stay with ``rci baselines``.
     """
-    from clipguard.baselines.scores import baseline_pair_scores
+    from clipguard.baselines.scores import evaluate_baseline
 
-    both = pd.concat([val_pairs, pairs], ignore_index=True)
-    scored = baseline_pair_scores(root, both, cfg, "embedding", features_dir, progress=False)
-    scores = scored["score"].to_numpy()
-    result = evaluate_scores(val_pairs, scores[: len(val_pairs)], pairs, scores[len(val_pairs) :], heldout_types)
-    return {
-        "method": "embedding",
-        "threshold": result["threshold"],
-        "val": result["val"],
-        "metrics": result["metrics"],
-        "n_errors": int((scored["error"] != "").sum()),
-    }
+    result, _ = evaluate_baseline(root, val_pairs, pairs, cfg, "embedding", features_dir, heldout_types, progress=False)
+    return {"method": "embedding", **{k: result[k] for k in ("threshold", "val", "metrics", "n_errors")}}
 
 
 def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
