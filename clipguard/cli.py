@@ -476,12 +476,12 @@ def rci_baselines(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
     features: Annotated[Optional[Path], typer.Option(help="extracted features (needed by the embedding baseline)")] = None,
-    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding")] = "vpdq,pdq,embedding",
+    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding, text_embedding, duration, frame_count")] = "vpdq,pdq,embedding,text_embedding,duration,frame_count",
     split: Annotated[str, typer.Option(help="evaluated split (the F1 threshold comes from val)")] = "test",
     student_report: Annotated[Optional[Path], typer.Option(help="a student's metrics_<split>.json (`rci evaluate`) to compare with")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default WORK/baselines/eval)")] = None,
 ) -> None:
-    """PDQ / vPDQ / embedding cosine on the same val + test pairs as MatchLite, overall and per subset."""
+    """PDQ / vPDQ / embedding cosine and the length shortcuts on the same val + test pairs as MatchLite, overall and per subset."""
     from rich.table import Table
 
     from clipguard.baselines.scores import METHODS, compare_baselines
@@ -491,9 +491,12 @@ def rci_baselines(
     cfg = _cfg(ctx)
     try:
         require_data_root(root)
-        if "embedding" in chosen:
+        if {"embedding", "text_embedding", "frame_count"} & set(chosen):
             if features is None:
-                raise ValueError("the embedding baseline needs --features (or leave it out: --methods vpdq,pdq)")
+                raise ValueError(
+                    "each of the embedding, text_embedding and frame_count baselines needs --features "
+                    "(or leave them out: --methods vpdq,pdq,duration)"
+                )
             _feature_check(root, features, ("val", split))
         if student_report is not None and not student_report.is_file():
             raise FileNotFoundError(f"student report {student_report} not found: run `clipguard rci evaluate STUDENT_DIR` first")

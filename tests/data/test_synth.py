@@ -43,6 +43,7 @@ def small_config(workers: int = 1) -> Config:
         max_seconds=4.0,
         violation_rate=0.1,
         positive_rate=0.05,  # few copy videos keep this module fast (the default is 0.25)
+        min_test_copies=0,  # no extra test copies either (tested on a plan below)
         workers=workers,
     )
     return Config(synth=synth)
@@ -262,6 +263,8 @@ def test_audio_positives_reuse_the_soundtrack(corpus: Path, clips, pairs, plan) 
     specs = {s.video_id: s for s in plan.video_specs()}
 
     def corr(a: np.ndarray, b: np.ndarray) -> float:
+        # copies get their own duration: compare the span both soundtracks cover
+        a, b = a[: min(len(a), len(b))], b[: min(len(a), len(b))]
         n = len(a) + len(b)
         x = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
         return float(np.abs(x).max() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
@@ -304,3 +307,38 @@ def test_ocr_text_is_rendered(corpus: Path, clips, plan) -> None:
         assert np.abs(decoded[box] - frames[box]).mean() < np.abs(decoded[box] - bare[box]).mean() / 3
         checked += 1
     assert checked > 0
+
+
+# -- shortcuts and test size (plans only: nothing rendered) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_plan():
+    cfg = Config()
+    return plan_corpus(0, cfg.synth, cfg.media, cfg.policy.policies)
+
+
+def test_copy_length_carries_no_label(default_plan) -> None:
+    """Copies get durations drawn like any upload's (time-crop / speed for visual copies), so
+    scoring pairs by -|duration difference| is no better than chance."""
+    from sklearn.metrics import average_precision_score
+
+    p = default_plan.pairs
+    label = np.array([x.label for x in p])
+    diff = np.array([abs((x.query.end_s - x.query.start_s) - (x.candidate.end_s - x.candidate.start_s)) for x in p])
+    ap = average_precision_score(label, -diff)
+    assert ap < label.mean() + 0.05, f"duration difference scores AP {ap:.3f} at chance {label.mean():.3f}"
+    equal = diff < 1e-6
+    assert equal[label == 1].mean() < 0.2  # was 0.82 before copies were retimed
+    visual = [x for x in p if x.label == 1 and x.reason == "visual"]
+    retimed = sum(1 for x in visual if {"trim", "speed"} & set(x.edit_types))
+    assert retimed / len(visual) > 0.8
+
+
+def test_test_split_has_enough_copies(default_plan) -> None:
+    test = [x for x in default_plan.pairs if x.query.split == "test"]
+    pos = [x for x in test if x.label == 1]
+    assert len(pos) >= 150
+    assert 0.15 <= len(pos) / len(test) <= 0.35  # negatives were added at positive_rate too
+    for op in HELDOUT_EDITS:
+        assert sum(1 for x in pos if op in x.edit_types) >= 10, op

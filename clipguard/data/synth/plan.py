@@ -702,6 +702,7 @@ class _Planner:
             edits.append(Edit(op, E.sample_params(op, rng, self.W, self.H, duration, watermark)))
             if watermark:
                 overlays.append(" ".join(edits[-1].params["lines"]))
+        edits += self._retime(rng, _edited_duration(duration, self.fps, edits))
         replaced = q.video.has_audio and rng.random() < REPLACE_AUDIO_SHARE
         if replaced:
             music = E.sample_params("replace_audio", rng, self.W, self.H, duration)
@@ -729,11 +730,30 @@ class _Planner:
         )
         return clip, tuple(e.op for e in edits)
 
+    def _retime(self, rng: np.random.Generator, duration: float) -> list[Edit]:
+        """Time edits (a time-crop and/or a speed change) that give a copy of a ``duration``-s
+        video a new duration drawn like any upload's, independent of the original's: a copy's
+        length must say nothing about whether it is one (the shortcut a duration-difference
+        scorer would read)."""
+        target = self._duration(rng)
+        edits: list[Edit] = []
+        if target < duration:  # keep at least half of the video, then speed it up
+            keep = max(0.5 * duration, target)
+            cut = duration - keep
+            if cut >= 1.0 / self.fps:
+                head = round(float(rng.uniform(0.0, cut)), 1)
+                edits.append(Edit("trim", {"head": head, "tail": round(cut - head, 1)}))
+                duration = _edited_duration(duration, self.fps, edits)
+        factor = duration / target
+        if abs(factor - 1.0) * target * self.fps >= 1.0:  # at least one frame's difference
+            edits.append(Edit("speed", {"factor": float(min(max(factor, 0.4), 2.5))}))
+        return edits
+
     def _audio_copy(self, rng: np.random.Generator, q: Clip) -> tuple[Clip, tuple[str, ...]]:
         """Another clip of the template (new visuals and text) reusing the query's soundtrack."""
         qc = _content_of(q)
         soundtrack = (qc.scene.sounds, qc.audio_tags)
-        content = self.content(rng, q.template, qc.scene.duration, [], True, sounds=soundtrack, speech=False)
+        content = self.content(rng, q.template, self._duration(rng), [], True, sounds=soundtrack, speech=False)
         edits = []
         if rng.random() < 0.6:
             edits.append(Edit("audio_shift", E.sample_params("audio_shift", rng, self.W, self.H, 0.0)))
@@ -747,7 +767,11 @@ class _Planner:
         caption and transcript (spoken by another voice)."""
         qc = _content_of(q)
         has_audio = q.video.has_audio or rng.random() < 0.5
-        content = self.content(rng, q.template, qc.scene.duration, [], has_audio, text=qc.text)
+        duration = self._duration(rng)
+        text = qc.text
+        if text.overlay is not None:  # the caption is shown, whatever the copy's length
+            text = replace(text, overlay=replace(text.overlay, t0=0.0, t1=math.inf))
+        content = self.content(rng, q.template, duration, [], has_audio, text=text)
         return self._upload_clip(content, q.template, q.day, self._copy_ts(rng, q), q.split)
 
     def _near_duplicate(self, rng: np.random.Generator, q: Clip) -> Clip:
@@ -804,6 +828,10 @@ class _Planner:
                 positives.append((eligible[int(j)], reason))
                 used.add(eligible[int(j)].key)
 
+        extra_pos = self._extra_test_positives(g, by_split.get("test", []), positives)
+        positives += extra_pos
+        n_extra_neg = round(len(extra_pos) * (1 - s.positive_rate) / s.positive_rate)
+
         seen: set[tuple[int, int]] = set()
         heldout_ops = [str(op) for op in g.permutation(E.HELDOUT_EDITS)]
         heldout_done = trend_done = 0
@@ -835,11 +863,14 @@ class _Planner:
         rest = n_pairs - len(slots)
         if rest > 0:
             slots += [base[int(j)] for j in g.choice(len(base), size=rest, replace=rest > len(base))]
+        test_base = by_split.get("test", [])
+        if n_extra_neg and test_base:
+            slots += [test_base[int(j)] for j in g.choice(len(test_base), size=n_extra_neg)]
         slots = [slots[int(j)] for j in g.permutation(len(slots))]
         for q, _ in positives:
             if q in slots:
                 slots.remove(q)
-        slots = slots[: n_pairs - len(positives)]
+        slots = slots[: n_pairs + n_extra_neg + len(extra_pos) - len(positives)]
         n_hard = round(HARD_NEGATIVE_SHARE * len(slots))
         groups: dict[tuple[str, str], list[Clip]] = defaultdict(list)
         for c in base:
@@ -856,6 +887,30 @@ class _Planner:
                 found, hard = self._near_duplicate(rng, q), True
             seen.add((q.key, found.key))
             self.pairs.append(Pair(q, found, 0, "none", self._label_ts(rng, q, found), (), hard, False))
+
+    def _extra_test_positives(
+        self, g: np.random.Generator, test_base: list[Clip], positives: list[tuple[Clip, str]]
+    ) -> list[tuple[Clip, str]]:
+        """More copies of test-split clips (new copy videos; a clip may be copied several
+        times, with other edits) until the test split holds ``synth.min_test_copies``
+        positives, at most three more per test clip; reasons in :data:`REASON_SHARES`."""
+        have = sum(1 for q, _ in positives if q.split == "test")
+        want = min(self.s.min_test_copies - have, 3 * len(test_base))
+        if want <= 0:
+            return []
+        eligible = {
+            "visual": test_base,
+            "audio": [c for c in test_base if c.video.has_audio and not c.asr],
+            "text": [c for c in test_base if c.ocr or c.asr],
+        }
+        reasons = [r for r in REASON_SHARES if eligible[r]]
+        shares = np.array([REASON_SHARES[r] for r in reasons])
+        out = []
+        for _ in range(want):
+            reason = reasons[int(g.choice(len(reasons), p=shares / shares.sum()))]
+            pool = eligible[reason]
+            out.append((pool[int(g.integers(len(pool)))], reason))
+        return out
 
     def _hard_candidate(
         self,
