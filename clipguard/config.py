@@ -100,6 +100,13 @@ class SynthConfig(_Section):
         "at 0.05 the student saw 34 and the test split 11)",
     )
     trend_rate: float = Field(0.3, ge=0, le=1, description="share of trend-day clips showing the trend")
+    min_test_copies: int = Field(
+        150,
+        ge=0,
+        description="extra copy pairs (and negatives at positive_rate) on test-split clips until the test "
+        "split has this many copies, at most 3 more per test clip: a test split where one pair moves AP by "
+        "points cannot tell models apart",
+    )
     workers: int = Field(2, ge=1)
 
     @model_validator(mode="after")
@@ -116,6 +123,12 @@ class EncoderConfig(_Section):
     vision_embed_dim: int = 32
     vision_depths: tuple[int, ...] = (1, 1)
     vision_heads: tuple[int, ...] = (2, 4)
+    vision_region_grid: int = Field(
+        2,
+        ge=0,
+        description="a frame token is Swin's pooled vector plus its last map pooled over a g x g grid "
+        "(layout, not only colour and texture); Dv = width * (1 + g*g); 0: the pooled vector alone",
+    )
     audio_d_model: int = 64
     audio_layers: int = 2
     audio_heads: int = 4
@@ -130,19 +143,31 @@ class EncoderConfig(_Section):
 class PretrainConfig(_Section):
     """Self-supervised encoder pretraining (clipguard.encoders.pretrain): MoCo, MoCo + CLIP."""
 
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(
+        40, ge=1, description="passes over the train clips (4 epochs of ~7 steps learned nothing beyond a random init)"
+    )
     batch_size: int = Field(32, ge=2, description="clips per step (the last partial batch is dropped)")
-    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (warm-up, then cosine decay)")
+    lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate (warm-up, then cosine decay)")
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
     queue_size: int = Field(
         256, ge=1, description="MoCo negatives; keep it below the number of training clips"
     )
-    momentum: float = Field(0.99, ge=0, lt=1, description="key-encoder EMA momentum")
+    momentum: float = Field(
+        0.95, ge=0, lt=1, description="key-encoder EMA momentum (a few hundred steps: 0.99 leaves the keys behind)"
+    )
     temperature: float = Field(0.1, gt=0, description="MoCo InfoNCE temperature")
     clip_temperature: float = Field(0.1, gt=0, description="CLIP loss temperature")
     clip_weight: float = Field(1.0, ge=0, description="weight of the CLIP terms in moco_clip")
-    frames_per_view: int = Field(2, ge=1, description="frames sampled from a clip for one view")
+    frames_per_view: int = Field(1, ge=1, description="frames sampled from a clip for one view")
+    scenes_per_step: int = Field(
+        32,
+        ge=0,
+        description="fresh synthetic scenes (real-media crops / procedural textures + random shapes and text; "
+        "clipguard.encoders.imagestream) added to every MoCo batch: instances to tell apart beyond the corpus",
+    )
+    scene_real_share: float = Field(0.5, ge=0, le=1, description="share of scenes on a real image or video frame")
+    koleo_weight: float = Field(0.0, ge=0, description="weight of the KoLeo entropy regulariser (SSCD)")
     augment_strength: float = Field(1.0, ge=0, le=2, description="scales augmentation ranges/probabilities")
     max_clips: int | None = Field(None, ge=2, description="cap on training clips (None = all)")
     eval_ks: tuple[int, ...] = (1, 5)
@@ -369,7 +394,9 @@ class StudentConfig(_Section):
     modalities: Literal["v", "va", "vt", "vat"] = Field(
         "vat", description="v: visual only; va/vt: + audio/text; vat: all (Table 2 ablation)"
     )
-    visual_dim: int = Field(64, gt=0, description="Dv: Swin pooled size (local 64, Swin-T 768)")
+    visual_dim: int = Field(
+        320, gt=0, description="Dv: Swin frame-token size, width * (1 + region_grid**2) (local 64 * 5, Swin-T 768 * 5)"
+    )
     audio_dim: int = Field(64, gt=0, description="Da: Whisper width (local 64, Whisper-small 768)")
     text_dim: int = Field(384, gt=0, description="Dt: MiniLM token size")
     max_visual_tokens: int = Field(24, ge=1, description="frames per clip (1 fps)")
@@ -381,6 +408,16 @@ class StudentConfig(_Section):
     dropout: float = Field(0.1, ge=0, lt=1)
     conv_channels: int = Field(8, ge=1, description="channels of each enhanced visual map E^m")
     grid_size: int = Field(16, ge=4, description="side of the map grid fed to the ResNet")
+    match_features: bool = Field(
+        True,
+        description="the head also reads, per view, the best-match statistics of the cosine map at native size "
+        "(clipguard.models.matchlite.match_statistics); False: the pooled maps alone, as in the paper",
+    )
+    resample_time: bool = Field(
+        True,
+        description="resample every clip's visual and audio tokens to exactly max_*_tokens, so that the "
+        "token count (the clip's duration) carries no signal; False: keep short clips short (zero padding)",
+    )
     resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     head_hidden_size: int = Field(64, gt=0)
     head_dropout: float = Field(0.1, ge=0, lt=1)
@@ -423,6 +460,11 @@ class RCITrainingConfig(_Section):
     balance: Literal["sampler", "none"] = Field("sampler", description="class-balanced sampling of training pairs")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of teacher and student")
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm (None: no clipping)")
+    swap_order: bool = Field(
+        True,
+        description="swap query and candidate in a random half of each training batch: serving puts the new "
+        "upload first, training data the original, so the student must not depend on the order",
+    )
     eval_batch_size: int = Field(64, ge=1, description="pairs per batch when scoring")
     torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
 

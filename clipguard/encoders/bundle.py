@@ -62,6 +62,7 @@ class EncoderBundle:
             "vision": {
                 "swin": self.vision.backbone.config.to_dict(),
                 "embedding_dim": self.vision.embedding_dim,
+                "region_grid": self.vision.region_grid,
             },
             "audio": {
                 "whisper": self.audio.encoder.config.to_dict(),
@@ -110,7 +111,7 @@ class EncoderBundle:
 
         with quiet_hf_loading():
             swin = SwinModel(SwinConfig.from_dict(arch["vision"]["swin"]), add_pooling_layer=True)
-            vision = VisionEncoder(swin, int(arch["vision"]["embedding_dim"]))
+            vision = VisionEncoder(swin, int(arch["vision"]["embedding_dim"]), int(arch["vision"].get("region_grid", 0)))
             load_model(vision, str(d / VISION_WEIGHTS))
             whisper = WhisperEncoder(WhisperConfig.from_dict(arch["audio"]["whisper"]))
             load_model(whisper, str(d / AUDIO_WEIGHTS))

@@ -6,6 +6,9 @@
   FIFO queue of past keys (He et al., 2020).
 * :func:`clip_loss` — CLIP's symmetric cross-entropy over a batch of aligned pairs
   (Radford et al., 2021): row ``i`` of ``a`` should match row ``i`` of ``b`` and nothing else.
+* :func:`koleo_loss` — the Kozachenko–Leonenko entropy regulariser of SSCD (Pizzi et al.,
+  2022): pushes each embedding away from its nearest neighbour in the batch, so that
+  descriptors spread over the sphere and one similarity threshold works everywhere.
 
 All embeddings are expected L2-normalised.
 """
@@ -42,6 +45,15 @@ def clip_loss(
     logits = a @ b.t() / temperature
     labels = torch.arange(len(a), device=a.device)
     return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels))
+
+
+def koleo_loss(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``-mean(log(distance to the nearest other row))`` of ``x`` (B x E, L2-normalised)."""
+    if len(x) < 2:
+        return x.sum() * 0.0
+    dist = torch.cdist(x, x)
+    dist = dist + torch.diag(torch.full((len(x),), float("inf"), device=x.device, dtype=x.dtype))
+    return -torch.log(dist.min(dim=1).values + eps).mean()
 
 
 class MoCo(nn.Module):

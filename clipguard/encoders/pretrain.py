@@ -50,8 +50,9 @@ from clipguard.data.schema import data_version
 from clipguard.encoders.augment import CopyAugment
 from clipguard.encoders.bundle import ENCODER_FILE, EncoderBundle
 from clipguard.encoders.cache import ClipCache, load_or_build_cache
-from clipguard.encoders.contrastive import MoCo, clip_loss
+from clipguard.encoders.contrastive import MoCo, clip_loss, koleo_loss
 from clipguard.encoders.heads import ProjectionHead
+from clipguard.encoders.imagestream import SceneStream
 from clipguard.encoders.inputs import read_accepted
 from clipguard.encoders.io import config_hash, directory_fingerprint, save_tensors, write_json
 from clipguard.encoders.runtime import configure_threads, seeded
@@ -265,6 +266,7 @@ class _Trainer:
         self.total_steps = self.steps_per_epoch * p.epochs
         self.warmup = round(p.warmup_epochs * self.steps_per_epoch)
         self.augment = CopyAugment(vision.image_size, p.augment_strength)
+        self.scenes = SceneStream(vision.image_size, p.scene_real_share) if p.scenes_per_step else None
         dim = vision.embedding_dim
         with seeded(seed + 1):
             self.moco = MoCo(vision, dim, p.queue_size, p.momentum, p.temperature, generator=self.g)
@@ -287,16 +289,25 @@ class _Trainer:
             idx = [self.train_idx[j] for j in order[s * self.batch : (s + 1) * self.batch]]
             x_q = self.augment(_sample_views(self.cache.frames, idx, p.frames_per_view, self.g), self.g)
             x_k = self.augment(_sample_views(self.cache.frames, idx, p.frames_per_view, self.g), self.g)
+            if self.scenes is not None:
+                still = self.scenes.sample(p.scenes_per_step, p.frames_per_view, self.g)
+                x_q = torch.cat([x_q, self.augment(still, self.g)])
+                x_k = torch.cat([x_k, self.augment(still, self.g)])
             q = self.moco.query(x_q)
             k = self.moco.encode_keys(x_k)
             loss = self.moco.loss(q, k)
+            if p.koleo_weight:
+                loss = loss + p.koleo_weight * koleo_loss(q)
             if self.mode == "moco_clip":
                 sel = torch.tensor(idx)
-                l_text = clip_loss(q, self.heads["text"](self.cache.text[sel]), p.clip_temperature)
+                q_clips = q[: len(idx)]
+                l_text = clip_loss(q_clips, self.heads["text"](self.cache.text[sel]), p.clip_temperature)
                 has_audio = self.cache.has_audio[sel]
                 terms = [l_text]
                 if int(has_audio.sum()) >= 2:
-                    terms.append(clip_loss(q, self.heads["audio"](self.cache.audio[sel]), p.clip_temperature, has_audio))
+                    terms.append(
+                        clip_loss(q_clips, self.heads["audio"](self.cache.audio[sel]), p.clip_temperature, has_audio)
+                    )
                 loss = loss + p.clip_weight * torch.stack(terms).mean()
             for group in self.opt.param_groups:
                 group["lr"] = _lr_at(self.step, self.total_steps, self.warmup, p.lr)

@@ -1,7 +1,11 @@
 """Vision encoder: a Swin Transformer (``transformers.SwinModel``) over sampled frames.
 
-Each sampled frame gives one token, Swin's pooled output (``Dv`` = ``embed_dim * 2**(stages-1)``:
-64 in ``local``, 768 for Swin-T in ``gpu``). A clip's visual vector is the mean of its frame
+Each sampled frame gives one token: Swin's pooled output (``C`` = ``embed_dim * 2**(stages-1)``:
+64 in ``local``, 768 for Swin-T in ``gpu``) followed by the mean of the last stage's map over
+each cell of a ``g x g`` region grid (``cfg.encoders.vision_region_grid``; 0 = none), so
+``Dv = C * (1 + g*g)``. The pooled part says *what* a frame shows, the regions *where*: two
+clips of one template share their background's colours and textures (the pooled vector)
+but not the layout of what moves over it. A clip's visual vector is the mean of its frame
 tokens, and the clip embedding (the retrieval vector, ``cfg.encoders.embedding_dim`` = 128)
 is a :class:`~clipguard.encoders.heads.ProjectionHead` over it — the paper's 768 -> 128.
 
@@ -13,6 +17,7 @@ so augmentations (:mod:`clipguard.encoders.augment`) work in plain pixel space.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +96,12 @@ class VisionEncoder(nn.Module):
     pixel_mean: torch.Tensor
     pixel_std: torch.Tensor
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int) -> None:
+    def __init__(self, backbone: nn.Module, embedding_dim: int, region_grid: int = 0) -> None:
         super().__init__()
+        if region_grid < 0:
+            raise ValueError(f"region_grid must be >= 0, got {region_grid}")
         self.backbone = backbone
+        self.region_grid = int(region_grid)
         self.head = ProjectionHead(self.token_dim, embedding_dim)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -104,16 +112,23 @@ class VisionEncoder(nn.Module):
 
     @property
     def token_dim(self) -> int:
-        return int(self.backbone.num_features)
+        return int(self.backbone.num_features) * (1 + self.region_grid**2)
 
     @property
     def embedding_dim(self) -> int:
         return int(self.head.net[-1].out_features)
 
     def frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] (N x 3 x S x S) -> one token per frame (N x Dv)."""
+        """Pixels in [0, 1] (N x 3 x S x S) -> one token per frame (N x Dv): pooled + regions."""
         x = (pixels - self.pixel_mean) / self.pixel_std
-        return self.backbone(pixel_values=x).pooler_output
+        out = self.backbone(pixel_values=x)
+        if not self.region_grid:
+            return out.pooler_output
+        n, length, c = out.last_hidden_state.shape
+        side = math.isqrt(length)
+        grid = out.last_hidden_state.transpose(1, 2).reshape(n, c, side, side)
+        regions = nn.functional.adaptive_avg_pool2d(grid, self.region_grid)  # N x C x g x g
+        return torch.cat([out.pooler_output, regions.flatten(2).transpose(1, 2).flatten(1)], dim=1)
 
     def embed(self, pooled: torch.Tensor) -> torch.Tensor:
         """Clip visual vectors (B x Dv) -> L2-normalised clip embeddings (B x E)."""
@@ -165,4 +180,4 @@ def build_vision_encoder(enc: EncoderConfig) -> VisionEncoder:
         if ckpt is not None:
             log.warning("no Swin checkpoint at %s: vision backbone is randomly initialised", ckpt)
         backbone = SwinModel(swin_config(enc), add_pooling_layer=True)
-    return VisionEncoder(backbone, enc.embedding_dim)
+    return VisionEncoder(backbone, enc.embedding_dim, enc.vision_region_grid)

@@ -11,9 +11,10 @@ the evaluated split; AP and R@P80 need no threshold. Per-subset metrics follow
 yet). Both write to ``out_dir`` (default ``<model_dir>/eval``)::
 
     metrics_<split>.json   threshold, val and split metrics, per-subset metrics, lineage;
-                           for the student also ``baseline`` (clip-embedding cosine on the same
-                           pairs, :func:`embedding_baseline`), whose ap and r_at_p80 join
-                           ``metrics`` as baseline_ap / baseline_r_at_p80 (the gate's reference);
+                           for the student also ``baseline`` (the best of the cheap reference
+                           methods on the same pairs, :func:`reference_baseline`), whose ap and
+                           r_at_p80 join ``metrics`` as baseline_ap / baseline_r_at_p80 (the
+                           gate's reference);
                            for the student also ``speed`` (:mod:`clipguard.eval.speed`), whose
                            pairs_per_s, p50_ms, p99_ms, gflops and fraction_of_matmul_peak join
                            ``metrics`` (the registry step attaches those; the student gate
@@ -27,6 +28,7 @@ PNG to MLflow (:mod:`clipguard.registry.tracking`).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,7 @@ def _write(
     return report
 
 
-def embedding_baseline(
+def reference_baseline(
     root: str | Path,
     features_dir: str | Path,
     val_pairs: pd.DataFrame,
@@ -111,15 +113,38 @@ def embedding_baseline(
     cfg: Config,
     heldout_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The clip-embedding cosine baseline evaluated like the model, on the same val and split pairs.
+    """The cheap reference methods (:data:`clipguard.baselines.scores.REFERENCE_METHODS`:
+    visual clip-embedding cosine, MiniLM text cosine, and the duration / frame-count
+    shortcuts) evaluated like the model, on the same val and split pairs.
 
-    Returns ``method``, ``threshold``, ``val``, ``metrics`` (overall) and ``n_errors`` (pairs
-    scored 0 because a clip had no features); per-subset metrics stay with ``rci baselines``.
+    Returns ``methods`` (each method's ``threshold``, ``val``, ``metrics``, ``n_errors``),
+    ``metrics`` (per metric the best value over
+    :data:`~clipguard.baselines.scores.GATE_REFERENCE_METHODS`: the gate's reference, so a
+    model must beat the strongest of them), ``best`` (metric -> the method that set it) and
+    ``method``/``threshold``/``n_errors`` of the gate method with the best AP. Per-subset
+    metrics stay with ``rci baselines``.
     """
-    from clipguard.baselines.scores import evaluate_baseline
+    from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS, evaluate_baseline
 
-    result, _ = evaluate_baseline(root, val_pairs, pairs, cfg, "embedding", features_dir, heldout_types, progress=False)
-    return {"method": "embedding", **{k: result[k] for k in ("threshold", "val", "metrics", "n_errors")}}
+    methods: dict[str, Any] = {}
+    for method in REFERENCE_METHODS:
+        result, _ = evaluate_baseline(root, val_pairs, pairs, cfg, method, features_dir, heldout_types, progress=False)
+        methods[method] = {k: result[k] for k in ("threshold", "val", "metrics", "n_errors")}
+
+    def value(method: str, metric: str) -> float:
+        v = methods[method]["metrics"].get(metric)
+        return float("-inf") if v is None or math.isnan(v) else float(v)
+
+    best = {m: max(GATE_REFERENCE_METHODS, key=lambda name: value(name, m)) for m in BASELINE_METRICS}
+    top = best["ap"]
+    return {
+        "method": top,
+        "threshold": methods[top]["threshold"],
+        "n_errors": methods[top]["n_errors"],
+        "metrics": {m: methods[best[m]]["metrics"][m] for m in BASELINE_METRICS},
+        "best": best,
+        "methods": methods,
+    }
 
 
 def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -184,7 +209,7 @@ def evaluate_student(
         "features_version": features_version(features),
         **evaluate_scores(val.pairs, val_scores, test.pairs, scores, heldout),
     }
-    report["baseline"] = embedding_baseline(root, features, val.pairs, test.pairs, cfg, heldout)
+    report["baseline"] = reference_baseline(root, features, val.pairs, test.pairs, cfg, heldout)
     # the gate's min_over_baseline rules compare ap / r_at_p80 with these, measured on the same pairs
     report["metrics"] = {
         **report["metrics"],

@@ -35,6 +35,8 @@ _EXPORTS = {
     "allocate_frame_counts": "frames",
     "allocate_pair_frames": "frames",
     "uniform_indices": "frames",
+    "resample_indices": "frames",
+    "token_indices": "frames",
     "load_tokenizer": "tokenizer",
     "special_token_ids": "tokenizer",
 }

@@ -65,6 +65,36 @@ def uniform_indices(length: int, keep: int) -> tuple[int, ...]:
     return tuple((2 * i + 1) * length // (2 * keep) for i in range(keep))
 
 
+TIME_MODALITIES: tuple[str, ...] = ("visual", "audio")
+"""Token axes that are time (one token per second): the ones :func:`token_indices` resamples."""
+
+
+def resample_indices(length: int, keep: int) -> tuple[int, ...]:
+    """Exactly ``keep`` increasing indices spread uniformly over ``range(length)``.
+
+    Unlike :func:`uniform_indices` the clip may be shorter than ``keep``: its tokens are then
+    repeated (nearest-neighbour resampling in time). Every clip of any length becomes
+    ``keep`` tokens, so the token count says nothing about the clip's duration.
+    """
+    if length < 1 or keep < 1:
+        raise ValueError(f"cannot resample {length} frames to {keep}")
+    return tuple((2 * i + 1) * length // (2 * keep) for i in range(keep))
+
+
+def token_indices(length: int, limit: int, resample: bool) -> tuple[int, ...]:
+    """Which of a clip's ``length`` tokens a model with at most ``limit`` tokens reads.
+
+    ``resample=False``: every token when they fit, else ``limit`` uniformly spaced ones.
+    ``resample=True``: exactly ``limit`` tokens (:func:`resample_indices`), so that length
+    carries no signal. A clip with no tokens (no audio track) stays empty either way.
+    """
+    if length == 0:
+        return ()
+    if resample:
+        return resample_indices(length, limit)
+    return uniform_indices(length, limit) if length > limit else tuple(range(length))
+
+
 def allocate_pair_frames(len_query: int, len_candidate: int, budget: int, min_frames: int) -> PairFrames:
     """The frame indices MatchLM keeps from each video of a pair (counts, then uniform sampling)."""
     k_query, k_candidate = allocate_frame_counts(len_query, len_candidate, budget, min_frames)

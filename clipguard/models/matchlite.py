@@ -11,7 +11,14 @@ encoders (Swin-T frames, Whisper audio, MiniLM text; see :mod:`clipguard.feature
    ``{v, va, vt}`` the dense pairwise tensor ``D^m_ij = [f_q,i ; f_c,j]`` also goes through a
    residual conv block to an enhanced map ``E^m``.
 3. **Compact decision.** All maps, laid on one fixed grid, are stacked on the channel axis
-   and fed to a ResNet-34 whose embedding ``z_s`` feeds a multi-task head.
+   and fed to a ResNet-34 whose embedding ``z_s`` feeds a multi-task head. With
+   ``match_features`` a second head adds to the logits what it reads from, per view, four
+   numbers of its cosine map at native size (before any pooling): the mean over query tokens
+   of their best match in the candidate, the same the other way round, the map's maximum,
+   and the cosine of the two sides' mean tokens. Pooling a map to the grid
+   averages a sharp match away (one identical caption among 64 text tokens, a copy that
+   fills part of the frame); these keep it, in a form that does not depend on which side
+   of the pair is the query.
 
 Variable lengths are handled with masks: padded positions are zeroed before anything
 else, excluded from attention, and zero in every map; each map is placed on a fixed canvas
@@ -78,6 +85,8 @@ class MatchLiteConfig:
     dropout: float = 0.1
     conv_channels: int = 8
     grid_size: int = 16
+    resample_time: bool = False
+    match_features: bool = False
     resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     head_hidden_size: int = 64
     head_dropout: float = 0.1
@@ -113,6 +122,13 @@ class MatchLiteConfig:
 
     def max_tokens(self, modality: str) -> int:
         return {"visual": self.max_visual_tokens, "audio": self.max_audio_tokens, "text": self.max_text_tokens}[modality]
+
+    def token_indices(self, modality: str, length: int) -> tuple[int, ...]:
+        """Which of a clip's ``length`` tokens of ``modality`` this model reads
+        (:func:`clipguard.models.frames.token_indices`; time axes resampled when ``resample_time``)."""
+        from clipguard.models.frames import TIME_MODALITIES, token_indices
+
+        return token_indices(length, self.max_tokens(modality), self.resample_time and modality in TIME_MODALITIES)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -375,6 +391,38 @@ class CompactDecisionModule(nn.Module):
         return self.stages(self.stem(x)).mean(dim=(2, 3))
 
 
+MATCH_STATS = 4
+"""numbers per view that :func:`match_statistics` gives"""
+
+
+def match_statistics(
+    sim: torch.Tensor, mq: torch.Tensor, mc: torch.Tensor, fq: torch.Tensor, fc: torch.Tensor
+) -> torch.Tensor:
+    """Per view of cosine maps ``sim`` (B, V, M, N; zero off the pair mask) with 0/1 token
+    masks ``mq`` (B, M) / ``mc`` (B, N) and the normalised tokens ``fq`` (B, V, M, d) / ``fc``
+    (B, V, N, d): (B, V, 4) = [mean over real query tokens of their best candidate match, the
+    same candidate -> query, the best match overall, the cosine of the two sides' mean tokens
+    (a clip-level similarity, as a sentence embedding is the mean of its token states)].
+
+    Swapping query and candidate swaps the first two and keeps the others. A side without
+    real tokens (no audio track) gives zeros.
+    """
+    neg = torch.finfo(sim.dtype).min
+    valid = (mq[:, None, :, None] * mc[:, None, None, :]) > 0  # B, 1, M, N
+    masked = sim.masked_fill(~valid, neg)
+    row_best = masked.amax(dim=-1)  # B, V, M
+    col_best = masked.amax(dim=-2)  # B, V, N
+    nq, nc = mq.sum(-1).clamp(min=1)[:, None], mc.sum(-1).clamp(min=1)[:, None]
+    has = ((mq.sum(-1) > 0) & (mc.sum(-1) > 0)).to(sim.dtype)[:, None]
+    q_to_c = (row_best.clamp(min=-1.0) * mq[:, None, :]).sum(-1) / nq
+    c_to_q = (col_best.clamp(min=-1.0) * mc[:, None, :]).sum(-1) / nc
+    best = row_best.amax(dim=-1).clamp(min=-1.0)
+    mean_q = (fq * mq[:, None, :, None]).sum(-2)  # B, V, d (fq is zero at padding already)
+    mean_c = (fc * mc[:, None, :, None]).sum(-2)
+    pooled = F.cosine_similarity(mean_q, mean_c, dim=-1, eps=1e-6)
+    return torch.stack([q_to_c, c_to_q, best, pooled], dim=-1) * has[..., None]
+
+
 def _on_canvas(x: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop/zero-pad the token axis of ``x`` (B, T, d) and its bool ``mask`` (B, T) to ``size``
     tokens (the crop only drops padding); the mask comes back as 0/1 in ``x``'s dtype."""
@@ -427,6 +475,13 @@ class MatchLiteForPairClassification(nn.Module):
         in_channels = len(visual_views) * config.conv_channels + len(config.views)
         self.decision = CompactDecisionModule(in_channels, config.resnet_widths)
         self.head = MultiTaskHead(config.embedding_dim, config.head_hidden_size, config.tasks, config.head_dropout)
+        # the match statistics reach the logits on their own path (added to the head's), so that
+        # "this caption is identical" is learnt from a few pairs instead of through the ResNet
+        self.match_head = (
+            MultiTaskHead(MATCH_STATS * len(config.views), config.head_hidden_size, config.tasks, config.head_dropout)
+            if config.match_features
+            else None
+        )
         self.inference_only = False
 
     # -- Multimodal perception (Algorithm 1, lines 1-11) ------------------------------------
@@ -458,8 +513,9 @@ class MatchLiteForPairClassification(nn.Module):
 
     def fuse(
         self, query: dict[str, tuple[torch.Tensor, torch.Tensor]], candidate: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    ) -> torch.Tensor:
-        """The stacked maps ``F = [E^m ..., S^m ...]`` (B, C, grid, grid).
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stacked maps ``F = [E^m ..., S^m ...]`` (B, C, grid, grid), and the match
+        features of the cosine maps (B, 3 * views; None without ``match_features``).
 
         Every map lives on its modality's fixed canvas (``max_*_tokens`` squared); the views of
         one modality share a mask, so their cosine maps are computed as one batch, and maps on
@@ -469,6 +525,7 @@ class MatchLiteForPairClassification(nn.Module):
         cfg = self.config
         enhanced: list[torch.Tensor] = []
         similarity: list[tuple[int, torch.Tensor]] = []
+        matches: list[torch.Tensor] = []
         for modality in ("visual", "audio", "text"):
             views = [v for v in cfg.views if _VIEW_MODALITY[v] == modality]
             if not views:
@@ -480,7 +537,10 @@ class MatchLiteForPairClassification(nn.Module):
             pair_mask = (mq[:, :, None] * mc[:, None, :]).unsqueeze(1)  # B, 1, canvas, canvas
             fq = F.normalize(torch.stack([f for f, _ in q], dim=1), dim=-1)  # B, views, canvas, d
             fc = F.normalize(torch.stack([f for f, _ in c], dim=1), dim=-1)
-            similarity.append((canvas, (fq @ fc.transpose(-1, -2)) * pair_mask))
+            sim = (fq @ fc.transpose(-1, -2)) * pair_mask
+            similarity.append((canvas, sim))
+            if cfg.match_features:
+                matches.append(match_statistics(sim, mq, mc, fq, fc).flatten(1))
             for view, (fq_v, _), (fc_v, _) in zip(views, q, c):
                 if view in self.enhance:
                     enhanced.append(self.enhance[view](_dense_pairs(fq_v, mq, fc_v, mc)) * pair_mask)
@@ -492,7 +552,7 @@ class MatchLiteForPairClassification(nn.Module):
             )
             for _, group in itertools.groupby(maps, key=lambda item: item[0])
         ]
-        return torch.cat(pooled, dim=1)
+        return torch.cat(pooled, dim=1), (torch.cat(matches, dim=1) if matches else None)
 
     # -- Compact decision (Algorithm 1, lines 23-26) ----------------------------------------
 
@@ -508,9 +568,11 @@ class MatchLiteForPairClassification(nn.Module):
             logits per task, the embedding ``z_s`` (B, ``embedding_dim``) and, with labels,
             the multi-task loss (eq. 1).
         """
-        fused = self.fuse(self.perceive(query), self.perceive(candidate))
+        fused, match = self.fuse(self.perceive(query), self.perceive(candidate))
         z = self.decision(fused)
         logits = self.head(z)
+        if self.match_head is not None and match is not None:
+            logits = {t: v + w for (t, v), w in zip(logits.items(), self.match_head(match).values(), strict=True)}
         if labels is None:
             return PairClassifierOutput(logits, z)
         loss, per_task = multitask_cross_entropy(logits, labels)

@@ -174,14 +174,13 @@ def tokens_from_store(features_dir: str | Path, clip_ids: Sequence[str], modalit
 def clip_features(clips: Sequence[Mapping[str, torch.Tensor]], config: MatchLiteConfig) -> ClipFeatures:
     """Pad per-clip token matrices into :class:`ClipFeatures` for a student with ``config``.
 
-    Each modality keeps at most ``config.max_<modality>_tokens`` tokens, uniformly spaced
-    (:func:`clipguard.models.frames.uniform_indices`, as the training data does).
+    Each modality keeps the tokens :meth:`MatchLiteConfig.token_indices` picks (at most
+    ``config.max_<modality>_tokens``; time axes resampled to exactly that many when the
+    student was trained so), as the training data does.
 
     Raises:
         ValueError: a token dimension differs from the student's (features of another encoder).
     """
-    from clipguard.models.frames import uniform_indices
-
     dims = {"visual": config.visual_dim, "audio": config.audio_dim, "text": config.text_dim}
     padded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for m in student_modalities(config):
@@ -195,7 +194,7 @@ def clip_features(clips: Sequence[Mapping[str, torch.Tensor]], config: MatchLite
                     f"{m} tokens have shape {tuple(t.shape)} but the student expects (T, {dims[m]}): "
                     "the features come from an encoder the student was not trained on"
                 )
-            keep = list(uniform_indices(len(t), limit)) if len(t) > limit else list(range(len(t)))
+            keep = list(config.token_indices(m, len(t)))
             x[i, : len(keep)] = t[keep].float()
             mask[i, : len(keep)] = True
         padded[m] = (x, mask)

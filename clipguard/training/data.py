@@ -7,8 +7,9 @@
 * :class:`FeatureBank` — the cached encoder tokens of every clip a set of pairs needs, read
   once from the feature files (:class:`clipguard.features.store_format.TokenStore`) into
   dense float16 tensors; a batch is an index lookup, so an epoch never touches the disk.
-  Sequences longer than the student's ``max_*_tokens`` are subsampled uniformly
-  (:func:`clipguard.models.frames.uniform_indices`).
+  Sequences longer than the student's ``max_*_tokens`` are subsampled uniformly; with
+  ``resample_time`` every visual/audio sequence is resampled to exactly that many tokens
+  (:func:`clipguard.models.frames.token_indices`), so a clip's duration is not visible.
 * :class:`StudentPairs` — a map-style dataset of pair positions whose :meth:`StudentPairs.collate`
   builds a :class:`PairBatch` (query / candidate :class:`~clipguard.models.matchlite.ClipFeatures`,
   labels, positions for looking up cached teacher outputs).
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from clipguard.config import StudentConfig
 from clipguard.data.schema import PAIR_REASONS
 from clipguard.encoders.inputs import read_accepted
 from clipguard.features.store_format import TokenStore
-from clipguard.models.frames import uniform_indices
+from clipguard.models.frames import TIME_MODALITIES, token_indices
 from clipguard.models.kd import IGNORE_INDEX
 from clipguard.models.matchlite import VIEWS_BY_MODALITIES, ClipFeatures, MatchLiteConfig
 
@@ -163,9 +164,17 @@ class FeatureBank:
 
     @classmethod
     def load(
-        cls, features_dir: str | Path, clip_ids: Sequence[str], limits: Mapping[str, int], chunk: int = 256
+        cls,
+        features_dir: str | Path,
+        clip_ids: Sequence[str],
+        limits: Mapping[str, int],
+        chunk: int = 256,
+        resample: Collection[str] = (),
     ) -> FeatureBank:
         """Read ``clip_ids``' tokens of the modalities in ``limits`` (modality -> max tokens).
+
+        Modalities in ``resample`` are resampled to exactly their limit
+        (:func:`clipguard.models.frames.token_indices`), the others subsampled when longer.
 
         Raises:
             KeyError: a clip has no extracted features.
@@ -186,7 +195,7 @@ class FeatureBank:
                     masks[modality] = torch.zeros(len(ids), limit, dtype=torch.bool)
                 for row in range(x.shape[0]):
                     length = int(m[row].sum())
-                    keep = list(uniform_indices(length, limit)) if length > limit else list(range(length))
+                    keep = list(token_indices(length, limit, modality in resample))
                     tokens[modality][start + row, : len(keep)] = x[row, keep]
                     masks[modality][start + row, : len(keep)] = True
         return cls(ids, tokens, masks)
@@ -201,7 +210,12 @@ class FeatureBank:
             "audio": student.max_audio_tokens,
             "text": student.max_text_tokens,
         }
-        return cls.load(features_dir, clip_ids, {m: limits[m] for m in student_modalities(student.modalities)})
+        return cls.load(
+            features_dir,
+            clip_ids,
+            {m: limits[m] for m in student_modalities(student.modalities)},
+            resample=TIME_MODALITIES if student.resample_time else (),
+        )
 
     def rows(self, clip_ids: Sequence[str]) -> torch.Tensor:
         """Bank rows of ``clip_ids``."""
@@ -255,12 +269,26 @@ class StudentPairs(Dataset[int]):
         """The main-task labels (0/1) of every pair."""
         return self.pairs["label"].to_numpy(dtype=np.int64)
 
-    def collate(self, positions: Sequence[int]) -> PairBatch:
+    def collate(self, positions: Sequence[int], swap_seed: int | None = None) -> PairBatch:
+        """The batch of pairs at ``positions``.
+
+        With ``swap_seed``, query and candidate trade places in a random half of the pairs
+        (drawn from the seed and the positions, so a resumed epoch swaps the same pairs):
+        a copy pair says nothing about which side is the original.
+        """
         idx = torch.as_tensor(list(positions), dtype=torch.long)
+        query_rows, candidate_rows = self.query_rows[idx], self.candidate_rows[idx]
+        if swap_seed is not None and len(idx):
+            mix = (int(swap_seed) * 1_000_003 + int((idx * 7919).sum())) % (2**63 - 1)
+            swap = torch.rand(len(idx), generator=torch.Generator().manual_seed(mix)) < 0.5
+            query_rows, candidate_rows = (
+                torch.where(swap, candidate_rows, query_rows),
+                torch.where(swap, query_rows, candidate_rows),
+            )
         return PairBatch(
             positions=idx,
-            query=self.bank.features(self.query_rows[idx]),
-            candidate=self.bank.features(self.candidate_rows[idx]),
+            query=self.bank.features(query_rows),
+            candidate=self.bank.features(candidate_rows),
             labels={t: v[idx] for t, v in self.labels.items()},
         )
 

@@ -307,7 +307,9 @@ def _run_stage(
     scheduler = make_scheduler(optimizer, kind, steps * epochs)
 
     def batches(epoch: int):
-        return epoch_loader(train, train.rci, batch, cfg.models.training.balance, epoch_seed(seed, epoch), train.collate)
+        epoch_rng = epoch_seed(seed, epoch)
+        collate = functools.partial(train.collate, swap_seed=epoch_rng) if cfg.models.training.swap_order else train.collate
+        return epoch_loader(train, train.rci, batch, cfg.models.training.balance, epoch_rng, collate)
 
     def step(b: PairBatch) -> tuple[torch.Tensor, dict[str, float]]:
         if kd is None:

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from clipguard.encoders.contrastive import MoCo, clip_loss, info_nce
+from clipguard.encoders.contrastive import MoCo, clip_loss, info_nce, koleo_loss
 
 
 class _Enc(nn.Module):
@@ -72,3 +72,14 @@ def test_clip_loss_mask_and_degenerate_batches():
     loss = clip_loss(a, b, 0.1, one)
     assert loss.item() == 0.0
     loss.backward()  # still part of the graph
+
+
+def test_koleo_is_lower_when_embeddings_spread():
+    g = torch.Generator().manual_seed(0)
+    spread = nn.functional.normalize(torch.randn(16, 8, generator=g), dim=1)
+    clumped = nn.functional.normalize(torch.ones(16, 8) + 0.01 * torch.randn(16, 8, generator=g), dim=1)
+    assert koleo_loss(spread) < koleo_loss(clumped)
+    x = spread.clone().requires_grad_(True)
+    koleo_loss(x).backward()
+    assert torch.isfinite(x.grad).all()
+    assert koleo_loss(spread[:1]).item() == 0.0

@@ -39,15 +39,19 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
         assert math.isfinite(stored["metrics"][key]) and stored["metrics"][key] > 0, key
     assert stored["metrics"]["pairs_per_s"] == stored["speed"]["pairs_per_s"] and stored["speed"]["flops_per_pair"] > 0
     assert read_metrics_json(out / "metrics_test.json", "metrics")["p99_ms"] == stored["speed"]["p99_ms"]
-    # the gate's reference: embedding cosine on the very same val/test pairs, evaluated the same way
-    from clipguard.baselines.scores import compare_baselines
+    # the gate's reference: the best of the cheap methods on the very same val/test pairs, evaluated the same way
+    from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS, compare_baselines
 
-    direct = compare_baselines(rci_world.root, cfg, methods=("embedding",), features_dir=rci_world.features_dir,
-                               out_dir=Path(cfg.work_dir) / "bl", progress=False)["baselines"]["embedding"]
-    assert stored["baseline"]["method"] == "embedding" and stored["baseline"]["n_errors"] == 0
-    assert stored["metrics"]["baseline_ap"] == pytest.approx(direct["metrics"]["ap"])
-    assert stored["metrics"]["baseline_r_at_p80"] == pytest.approx(direct["metrics"]["r_at_p80"])
-    assert stored["baseline"]["threshold"] == pytest.approx(direct["threshold"])
+    direct = compare_baselines(rci_world.root, cfg, methods=REFERENCE_METHODS, features_dir=rci_world.features_dir,
+                               out_dir=Path(cfg.work_dir) / "bl", progress=False)["baselines"]
+    assert set(stored["baseline"]["methods"]) == set(REFERENCE_METHODS)
+    for method in REFERENCE_METHODS:
+        assert stored["baseline"]["methods"][method]["metrics"]["ap"] == pytest.approx(direct[method]["metrics"]["ap"])
+    gate = [direct[m] for m in GATE_REFERENCE_METHODS]
+    assert stored["metrics"]["baseline_ap"] == pytest.approx(max(d["metrics"]["ap"] for d in gate))
+    assert stored["metrics"]["baseline_r_at_p80"] == pytest.approx(max(d["metrics"]["r_at_p80"] for d in gate))
+    top = stored["baseline"]["method"]
+    assert stored["baseline"]["threshold"] == pytest.approx(direct[top]["threshold"]) and stored["baseline"]["n_errors"] == 0
 
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     by_name = {r.info.run_name: r for r in runs}

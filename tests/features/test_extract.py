@@ -72,7 +72,7 @@ def test_writes_arrays_and_parquet_with_the_schema(root, encoder_dir, tmp_path, 
     assert (df["n_frames"] == 2).all()
 
     batch = load_tokens(r.features_dir, ["clip_moon", "clip_astronaut", "clip_moon"])
-    dv = 2 * cfg.encoders.vision_embed_dim
+    dv = 2 * cfg.encoders.vision_embed_dim * (1 + cfg.encoders.vision_region_grid**2)  # pooled + 2 x 2 regions
     assert batch.tokens["visual"].shape == (3, 2, dv) and batch.tokens["visual"].dtype == torch.float32
     assert batch.tokens["audio"].shape == (3, 2, cfg.encoders.audio_d_model)
     assert batch.masks["audio"].tolist() == [[False, False], [True, True], [False, False]]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from clipguard.models.frames import allocate_frame_counts, allocate_pair_frames, uniform_indices
+from clipguard.models.frames import (
+    allocate_frame_counts,
+    allocate_pair_frames,
+    resample_indices,
+    token_indices,
+    uniform_indices,
+)
 
 
 @pytest.mark.parametrize("lengths", [(1, 1), (3, 100), (100, 3), (40, 40), (17, 60), (1, 500), (31, 33), (0, 50)])
@@ -51,3 +57,22 @@ def test_invalid_budget() -> None:
         allocate_frame_counts(10, 10, 6, 4)
     with pytest.raises(ValueError):
         allocate_frame_counts(-1, 10, 16, 4)
+
+
+def test_resample_indices_hide_the_length() -> None:
+    """Every clip becomes exactly ``keep`` tokens: short clips repeat frames, long ones are subsampled."""
+    assert resample_indices(3, 6) == (0, 0, 1, 1, 2, 2)
+    assert resample_indices(10, 5) == uniform_indices(10, 5)
+    assert resample_indices(1, 4) == (0, 0, 0, 0)
+    for length in (1, 2, 5, 24, 100):
+        idx = resample_indices(length, 24)
+        assert len(idx) == 24 and list(idx) == sorted(idx) and idx[-1] < length
+    with pytest.raises(ValueError):
+        resample_indices(0, 4)
+
+
+def test_token_indices_modes() -> None:
+    assert token_indices(5, 24, resample=False) == (0, 1, 2, 3, 4)
+    assert token_indices(48, 24, resample=False) == uniform_indices(48, 24)
+    assert len(token_indices(5, 24, resample=True)) == 24
+    assert token_indices(0, 24, resample=True) == ()  # no audio track stays empty

@@ -29,7 +29,7 @@ from tests.encoders.conftest import tiny_config
 ENCODER_VERSION = "etest000rci"
 SR = 16_000
 STUDENT_OVERRIDES = {
-    "models.student.visual_dim": 32,  # tiny Swin: embed_dim 16, two stages -> 32
+    "models.student.visual_dim": 160,  # tiny Swin: embed_dim 16, two stages -> 32, x (1 + 2 x 2 regions)
     "models.student.audio_dim": 32,
     "models.student.text_dim": 384,
     "models.student.max_visual_tokens": 4,

@@ -234,7 +234,7 @@ def test_runs_carry_lineage_params_metrics_and_artifacts(registry_cfg: Config, t
         assert data.tags[key] == value
     assert data.tags["clipguard.profile"] == "local"
     assert data.tags.get("git_commit") == data.tags.get("mlflow.source.git.commit")
-    assert data.params["pretrain.lr"] == "0.001" and data.params["trainer.epochs"] == "2"
+    assert data.params["pretrain.lr"] == "0.002" and data.params["trainer.epochs"] == "2"
     assert data.params["registry.models.student"] == "clipguard-student"
     assert data.metrics == {"ap": 0.8, "per_edit.crop.ap": 0.7}
     files = {a.path for d in ("eval", "plots") for a in _client().list_artifacts(run.info.run_id, d)}

@@ -107,7 +107,7 @@ def media_world(tmp_path_factory: pytest.TempPathFactory) -> ServingWorld:
     models = {k: v for k, v in TINY_RCI_OVERRIDES.items() if k.startswith(STUDENT_KEYS)}
     models.update(
         {
-            "models.student.visual_dim": 2 * enc_cfg.encoders.vision_embed_dim,  # Swin's last stage of 2
+            "models.student.visual_dim": 2 * enc_cfg.encoders.vision_embed_dim * (1 + enc_cfg.encoders.vision_region_grid**2),
             "models.student.audio_dim": enc_cfg.encoders.audio_d_model,
             "models.student.text_dim": 384,  # MiniLM
         }

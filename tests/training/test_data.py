@@ -78,3 +78,29 @@ def test_load_pairs_is_sorted_and_filtered(rci_world: RCIWorld) -> None:
     pairs = load_pairs(rci_world.root, ("val", "test"))
     assert set(pairs["split"]) == {"val", "test"}
     assert pairs["pair_id"].is_monotonic_increasing and isinstance(pairs, pd.DataFrame)
+
+
+def test_collate_swaps_a_random_half_reproducibly(rci_world: RCIWorld) -> None:
+    pairs = load_pairs(rci_world.root, ("val",))
+    clips = sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))
+    bank = FeatureBank.load(rci_world.features_dir, clips, {"visual": 4})
+    ds = StudentPairs(pairs, bank, {"rci": pairs["label"].to_numpy()})
+    positions = list(range(len(pairs)))
+    plain = ds.collate(positions)
+    swapped = ds.collate(positions, swap_seed=3)
+    again = ds.collate(positions, swap_seed=3)
+    assert torch.equal(swapped.query.visual, again.query.visual)  # same seed + positions: same swaps
+    same = [torch.equal(swapped.query.visual[i], plain.query.visual[i]) for i in positions]
+    traded = [torch.equal(swapped.query.visual[i], plain.candidate.visual[i]) for i in positions]
+    assert all(s or t for s, t in zip(same, traded))
+    assert any(t and not s for s, t in zip(same, traded)), "no pair was swapped"
+    assert torch.equal(swapped.labels["rci"], plain.labels["rci"])  # a label is symmetric
+
+
+def test_feature_bank_resamples_time_axes(rci_world: RCIWorld) -> None:
+    ids = ["train_src0", "train_src1", "val_cpy2"]
+    bank = FeatureBank.load(rci_world.features_dir, ids, {"visual": 24, "text": 8}, resample=("visual",))
+    assert bank.masks["visual"].all()  # every clip fills the canvas: its length is not visible
+    plain = FeatureBank.load(rci_world.features_dir, ids, {"visual": 24, "text": 8})
+    assert not plain.masks["visual"].all()
+    assert torch.equal(bank.masks["text"], plain.masks["text"])  # text is not a time axis
