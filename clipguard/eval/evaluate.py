@@ -37,7 +37,7 @@ import pandas as pd
 
 from clipguard.config import Config, load_config
 from clipguard.data.schema import data_version
-from clipguard.eval.metrics import json_ready, save_pr_curves, val_test_metrics
+from clipguard.eval.metrics import ap_bootstrap_ci, at_prevalence, json_ready, save_pr_curves, val_test_metrics
 from clipguard.eval.subsets import ALL, subset_masks, subset_metrics
 from clipguard.registry.gate import BASELINE_PREFIX
 from clipguard.registry.tracking import Lineage
@@ -65,10 +65,14 @@ def evaluate_scores(
     val_labels = val_pairs["label"].to_numpy(dtype=np.int64)
     labels = pairs["label"].to_numpy(dtype=np.int64)
     result = val_test_metrics(val_labels, val_scores, labels, scores)
+    metrics = dict(result["test"])
+    if labels.sum() > 0:
+        metrics["ap_ci95_low"], metrics["ap_ci95_high"] = ap_bootstrap_ci(labels, scores)
+        metrics.update({f"{k}_at_5pct": v for k, v in at_prevalence(labels, scores).items()})
     return {
         "threshold": result["threshold"],
         "val": result["val"],
-        "metrics": result["test"],
+        "metrics": metrics,
         "subsets": subset_metrics(labels, scores, subset_masks(pairs, heldout_types), result["threshold"]),
     }
 

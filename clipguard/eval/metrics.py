@@ -13,6 +13,11 @@ array-likes and returns plain floats / dicts:
   threshold (the most precise operating point).
 * :func:`binary_metrics` — all of the above on one split, F1/precision/recall at a given
   (validation) threshold, plus the false-positive rate there.
+* :func:`at_prevalence` — AP and R@P80 as they would be at another copy share (the
+  paper's ~5%), by re-weighting the negatives (scikit-learn ``sample_weight``), so a test
+  split built at 25% copies also says what precision means in production.
+* :func:`ap_bootstrap_ci` — a percentile bootstrap interval of AP (pairs resampled within
+  each class, a fixed seed), beside mean ± std over seeds.
 * :func:`pr_curve_figure` / :func:`save_pr_curves` — PR curves as a matplotlib figure / PNG
   (Agg backend, no display needed).
 
@@ -32,6 +37,8 @@ from numpy.typing import ArrayLike
 
 R_AT_P = 0.8
 """the precision of the paper's recall-at-precision metric (R@P80)"""
+PAPER_PREVALENCE = 0.05
+"""the share of copies in the RCI paper's data (4.77%)"""
 
 
 def _arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +73,46 @@ def recall_at_precision(labels: ArrayLike, scores: ArrayLike, min_precision: flo
     precision, recall, _ = precision_recall_curve(y, s)
     ok = precision >= min_precision
     return float(recall[ok].max()) if ok.any() else 0.0
+
+
+def at_prevalence(labels: ArrayLike, scores: ArrayLike, prevalence: float = PAPER_PREVALENCE) -> dict[str, float]:
+    """``ap`` and ``r_at_p80`` with the negatives weighted so that copies make ``prevalence``
+    of the weighted pairs (``nan`` without positives or negatives)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    if not 0 < prevalence < 1:
+        raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
+    y, s = _arrays(labels, scores)
+    n_pos, n_neg = int(y.sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        return {"ap": math.nan, "r_at_p80": math.nan}
+    w = np.where(y == 1, 1.0, n_pos * (1 - prevalence) / (prevalence * n_neg))
+    precision, recall, _ = precision_recall_curve(y, s, sample_weight=w)
+    ok = precision >= R_AT_P
+    return {
+        "ap": float(average_precision_score(y, s, sample_weight=w)),
+        "r_at_p80": float(recall[ok].max()) if ok.any() else 0.0,
+    }
+
+
+def ap_bootstrap_ci(
+    labels: ArrayLike, scores: ArrayLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of AP: positives and negatives resampled with replacement
+    separately (the class counts stay fixed), ``n_boot`` times from ``seed``."""
+    from sklearn.metrics import average_precision_score
+
+    y, s = _arrays(labels, scores)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) if len(neg) else rng.choice(pos, len(pos))
+        values[b] = average_precision_score(y[idx], s[idx])
+    lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 def best_f1_threshold(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:

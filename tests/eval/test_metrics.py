@@ -95,3 +95,37 @@ def test_subset_masks_and_metrics() -> None:
     assert out["reason_audio"]["ap"] == pytest.approx(1 / 3) and out["reason_audio"]["recall"] == 0.0
     assert out["hard_negatives"]["fpr"] == pytest.approx(1.0)
     assert math.isnan(out["trend_edit"]["ap"])
+
+
+def test_at_prevalence_reweights_negatives() -> None:
+    from clipguard.eval.metrics import at_prevalence, average_precision
+
+    rng = np.random.default_rng(0)
+    y = np.array([1] * 50 + [0] * 150)
+    s = rng.normal(size=200) + 1.5 * y
+    same = at_prevalence(y, s, 0.25)  # the split's own share: plain AP
+    assert same["ap"] == pytest.approx(average_precision(y, s))
+    rare = at_prevalence(y, s, 0.05)
+    assert rare["ap"] < same["ap"] and rare["r_at_p80"] <= same["r_at_p80"]
+    perfect = at_prevalence(y, y.astype(float), 0.05)
+    assert perfect == {"ap": 1.0, "r_at_p80": 1.0}
+    with pytest.raises(ValueError):
+        at_prevalence(y, s, 0.0)
+
+
+def test_ap_bootstrap_ci_brackets_the_ap_and_narrows_with_more_pairs() -> None:
+    from clipguard.eval.metrics import ap_bootstrap_ci, average_precision
+
+    rng = np.random.default_rng(1)
+
+    def data(n):
+        y = np.array([1] * n + [0] * (3 * n))
+        return y, rng.normal(size=4 * n) + 1.0 * y
+
+    y, s = data(40)
+    lo, hi = ap_bootstrap_ci(y, s, n_boot=300)
+    assert lo < average_precision(y, s) < hi
+    assert ap_bootstrap_ci(y, s, n_boot=300) == (lo, hi)  # seeded
+    y2, s2 = data(400)
+    lo2, hi2 = ap_bootstrap_ci(y2, s2, n_boot=300)
+    assert hi2 - lo2 < hi - lo
