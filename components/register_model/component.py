@@ -5,6 +5,7 @@ from kfp.dsl import Artifact, Input, Model
 
 from components import BASE_IMAGE
 
+
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register_model(
     model: Input[Model],

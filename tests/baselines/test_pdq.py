@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from clipguard.baselines import baseline_pair_scores, baseline_scores, write_baseline_scores
-from clipguard.baselines.pdq import HashCache, cache_key, hamming_matrix, match_hashes, FrameHashes
+from clipguard.baselines.pdq import FrameHashes, HashCache, cache_key, hamming_matrix, match_hashes
 from clipguard.encoders.inputs import read_accepted
 
 

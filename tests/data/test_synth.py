@@ -21,7 +21,7 @@ from clipguard.config import Config, SynthConfig
 from clipguard.data.schema import CLIP_COLUMNS, CLIPS_FILE, PAIR_COLUMNS, PAIRS_FILE, SPLITS, arrow_schema
 from clipguard.data.synth import generate_corpus, plan_corpus
 from clipguard.data.synth.corpus import clips_table
-from clipguard.data.synth.edits import HELDOUT_EDITS, TRAIN_EDITS, TREND_EDITS, AUDIO_EDITS
+from clipguard.data.synth.edits import AUDIO_EDITS, HELDOUT_EDITS, TRAIN_EDITS, TREND_EDITS
 from clipguard.data.synth.policies import POLICIES, labels_for
 from clipguard.data.synth.render import render_video
 from clipguard.data.synth.sources import HELDOUT_SOURCES
