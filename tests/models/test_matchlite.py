@@ -167,3 +167,32 @@ def test_inference_form_folds_every_batchnorm_and_scores_the_same(tiny_cfg: Conf
         folded.train()
     with pytest.raises(RuntimeError, match="folded for inference"):
         folded.save_pretrained(tmp_path / "again")
+
+
+def test_match_statistics_are_masked_and_swap_symmetric() -> None:
+    from torch.nn import functional as F
+
+    from clipguard.models.matchlite import MATCH_STATS, match_statistics
+
+    g = torch.Generator().manual_seed(0)
+    fq = F.normalize(torch.randn(2, 1, 5, 8, generator=g), dim=-1)
+    fc = F.normalize(torch.randn(2, 1, 4, 8, generator=g), dim=-1)
+    mq = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
+    mc = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.float32)  # row 1: candidate has no audio
+    fq, fc = fq * mq[:, None, :, None], fc * mc[:, None, :, None]
+
+    def stats(a, ma, b, mb):
+        sim = (a @ b.transpose(-1, -2)) * (ma[:, :, None] * mb[:, None, :])[:, None]
+        return match_statistics(sim, ma, mb, a, b)
+
+    out = stats(fq, mq, fc, mc)
+    assert out.shape == (2, 1, MATCH_STATS)
+    assert torch.equal(out[1], torch.zeros(1, MATCH_STATS))  # nothing to match against
+    sim = fq[0, 0, :3] @ fc[0, 0, :2].T  # the real tokens only
+    assert out[0, 0, 0] == pytest.approx(float(sim.max(dim=1).values.mean()), abs=1e-6)
+    assert out[0, 0, 1] == pytest.approx(float(sim.max(dim=0).values.mean()), abs=1e-6)
+    assert out[0, 0, 2] == pytest.approx(float(sim.max()), abs=1e-6)
+    swapped = stats(fc, mc, fq, mq)
+    assert torch.allclose(swapped[..., [1, 0, 2, 3]], out, atol=1e-6)
+    same = stats(fq, mq, fq, mq)
+    assert torch.allclose(same[:, 0], torch.ones(2, MATCH_STATS), atol=1e-5)  # a clip matches itself
