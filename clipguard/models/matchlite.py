@@ -46,6 +46,10 @@ from torch.nn import functional as F
 from clipguard.config import ModelsConfig
 from clipguard.models.kd import multitask_cross_entropy
 
+ARCHITECTURE_REVISION = 2
+"""Bumped when the forward pass changes under an unchanged config (2: match statistics with
+the mean-token cosine). Part of every student version, so a student trained by older code
+is not reused as if it were this one."""
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 

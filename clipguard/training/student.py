@@ -42,7 +42,7 @@ from clipguard.encoders.io import config_hash, write_json
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.features.store_format import read_manifest, resolve_features_dir
 from clipguard.models.kd import DistillationLoss
-from clipguard.models.matchlite import MatchLiteConfig, MatchLiteForPairClassification
+from clipguard.models.matchlite import ARCHITECTURE_REVISION, MatchLiteConfig, MatchLiteForPairClassification
 from clipguard.registry.tracking import Lineage
 from clipguard.training.data import (
     EditVocabulary,
@@ -192,6 +192,7 @@ def student_version(
     """``s`` + a hash of everything that determines a stage's trained weights."""
     spec: dict[str, Any] = {
         "stage": stage,
+        "architecture": ARCHITECTURE_REVISION,
         "student": cfg.models.student.model_dump(mode="json"),
         "tasks": dict(cfg.models.tasks),
         "training": cfg.models.training.model_dump(mode="json", exclude={"torch_threads", "eval_batch_size"}),
