@@ -484,17 +484,17 @@ def rci_baselines(
     """PDQ / vPDQ / embedding cosine and the length shortcuts on the same val + test pairs as MatchLite, overall and per subset."""
     from rich.table import Table
 
-    from clipguard.baselines.scores import METHODS, compare_baselines
+    from clipguard.baselines.scores import METHODS, NEEDS_FEATURES, compare_baselines
     from clipguard.eval.inputs import require_data_root
 
     chosen = _names(methods, METHODS, "--methods")
     cfg = _cfg(ctx)
     try:
         require_data_root(root)
-        if {"embedding", "text_embedding", "frame_count"} & set(chosen):
+        if set(NEEDS_FEATURES) & set(chosen):
             if features is None:
                 raise ValueError(
-                    "each of the embedding, text_embedding and frame_count baselines needs --features "
+                    f"each of the {', '.join(NEEDS_FEATURES)} baselines needs --features "
                     "(or leave them out: --methods vpdq,pdq,duration)"
                 )
             _feature_check(root, features, ("val", split))

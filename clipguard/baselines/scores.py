@@ -60,7 +60,8 @@ HashScore = Literal["similarity", "match_share"]
 HASHES_SUBDIR = "hashes"
 EVAL_SUBDIR = "eval"
 COMPARED_METRICS = ("ap", "r_at_p80")
-_NEEDS_FEATURES = ("embedding", "text_embedding", "frame_count")
+NEEDS_FEATURES: tuple[Method, ...] = ("embedding", "text_embedding", "frame_count")
+"""Methods that read extracted features (``features_dir``)."""
 
 
 def baselines_dir(cfg: Config) -> Path:
@@ -168,7 +169,7 @@ def write_baseline_scores(
 
     frames = []
     for method in methods:
-        if method in _NEEDS_FEATURES and features_dir is None:
+        if method in NEEDS_FEATURES and features_dir is None:
             log.warning("%s baseline skipped: no features_dir", method)
             continue
         df = baseline_pair_scores(root, pairs_df, cfg, method, features_dir, score, progress=progress)
@@ -263,7 +264,7 @@ def compare_baselines(
     }
     tables = []
     for method in methods:
-        if method in _NEEDS_FEATURES and features_dir is None:
+        if method in NEEDS_FEATURES and features_dir is None:
             log.warning("%s baseline skipped: no features_dir", method)
             continue
         result, scored = evaluate_baseline(root, val_pairs, pairs, cfg, method, features_dir, heldout, progress)
