@@ -63,14 +63,17 @@ def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
     return float(average_precision_score(y, s))
 
 
-def recall_at_precision(labels: ArrayLike, scores: ArrayLike, min_precision: float = R_AT_P) -> float:
-    """Highest recall at a threshold whose precision is ``>= min_precision`` (``nan`` without positives)."""
+def recall_at_precision(
+    labels: ArrayLike, scores: ArrayLike, min_precision: float = R_AT_P, sample_weight: ArrayLike | None = None
+) -> float:
+    """Highest recall at a threshold whose precision is ``>= min_precision`` (``nan`` without positives);
+    ``sample_weight`` weights pairs as scikit-learn does."""
     from sklearn.metrics import precision_recall_curve
 
     y, s = _arrays(labels, scores)
     if y.sum() == 0:
         return math.nan
-    precision, recall, _ = precision_recall_curve(y, s)
+    precision, recall, _ = precision_recall_curve(y, s, sample_weight=sample_weight)
     ok = precision >= min_precision
     return float(recall[ok].max()) if ok.any() else 0.0
 
@@ -78,7 +81,7 @@ def recall_at_precision(labels: ArrayLike, scores: ArrayLike, min_precision: flo
 def at_prevalence(labels: ArrayLike, scores: ArrayLike, prevalence: float = PAPER_PREVALENCE) -> dict[str, float]:
     """``ap`` and ``r_at_p80`` with the negatives weighted so that copies make ``prevalence``
     of the weighted pairs (``nan`` without positives or negatives)."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+    from sklearn.metrics import average_precision_score
 
     if not 0 < prevalence < 1:
         raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
@@ -87,11 +90,9 @@ def at_prevalence(labels: ArrayLike, scores: ArrayLike, prevalence: float = PAPE
     if n_pos == 0 or n_neg == 0:
         return {"ap": math.nan, "r_at_p80": math.nan}
     w = np.where(y == 1, 1.0, n_pos * (1 - prevalence) / (prevalence * n_neg))
-    precision, recall, _ = precision_recall_curve(y, s, sample_weight=w)
-    ok = precision >= R_AT_P
     return {
         "ap": float(average_precision_score(y, s, sample_weight=w)),
-        "r_at_p80": float(recall[ok].max()) if ok.any() else 0.0,
+        "r_at_p80": recall_at_precision(y, s, R_AT_P, sample_weight=w),
     }
 
 

@@ -414,7 +414,7 @@ class TokenReader:
         """Tokens of every clip of ``refs`` (cached clips are not read again)."""
         from safetensors import safe_open
 
-        from clipguard.models.frames import uniform_indices
+        from clipguard.models.frames import token_indices
 
         out: dict[str, dict[str, torch.Tensor]] = {}
         todo: dict[str, list[str]] = {}
@@ -432,7 +432,7 @@ class TokenReader:
                     tokens = {}
                     for modality, limit in self.limits.items():
                         x = f.get_tensor(array_key(clip_id, modality))
-                        tokens[modality] = x[list(uniform_indices(len(x), limit))] if len(x) > limit else x
+                        tokens[modality] = x[list(token_indices(len(x), limit, resample=False))] if len(x) > limit else x
                     out[clip_id] = tokens
         if todo and self.cache_clips:
             with self._lock:
