@@ -458,6 +458,8 @@ def run_demo(
             "training_evaluation": str(training_run / "evaluate-student" / "evaluation"),
             "bentoml_home": str(bentoml_home(cfg)),
             "bentos": bentos,
+            "score_with_champion": f"clipguard --profile {profile} --set work_dir={state} "
+            "rci score --pairs PAIRS.csv --out SCORES.csv",
         },
         "step_seconds": timer.steps,
         "task_seconds": tasks,
@@ -519,6 +521,8 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     console.print(f"drift reports: {', '.join(w['drift_reports'])}")
     console.print(f"evaluation report: {w['training_evaluation']}")
     console.print(f"bento store: {w['bentoml_home']} ({len(w['bentos'])} exported: {', '.join(w['bentos']) or 'none'})")
+    if w.get("score_with_champion"):
+        console.print(f"score your own videos with this champion (it carries its encoders): {w['score_with_champion']}")
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary["step_seconds"].items())
     console.print(f"steps: {steps}")
     for pipeline, seconds in summary.get("task_seconds", {}).items():

@@ -79,6 +79,7 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
         register_model(
             model=student.outputs["student"],
             evaluation=evaluation.outputs["evaluation"],
+            encoder=encoder,
             family=family,
             index_version=index.outputs["Output"],
             **common,

@@ -113,7 +113,8 @@ def score_pairs(
         cfg: media settings, batch sizes, registry location.
         model_uri: a ``models:/`` URI or a student directory (default ``cfg.rci.model_uri``,
             the registry champion).
-        encoder_dir: the frozen encoders (default: ``<work_dir>/encoders/<the student's encoder version>``).
+        encoder_dir: the frozen encoders (default: ``<work_dir>/encoders/<the student's encoder version>``,
+            fetched from the registry when missing).
         media_root: resolve relative paths against it and refuse files outside it.
         threshold: decision threshold for ``label`` (default: the model's stored threshold).
         progress: progress bars.
@@ -142,7 +143,7 @@ def score_pairs(
 
     configure_threads(cfg.features.torch_threads)
     student = load_student(model_uri, cfg)
-    enc_dir = resolve_encoder_dir(cfg, encoder_dir, student.encoder_version)
+    enc_dir = resolve_encoder_dir(cfg, encoder_dir, student.encoder_version, encoder_model=student.encoder_model)
     bundle, enc_meta = EncoderBundle.load(enc_dir, cfg)
     enc_version = str(enc_meta["version"])
     if student.encoder_version and student.encoder_version != enc_version:

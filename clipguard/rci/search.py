@@ -76,7 +76,9 @@ class VideoSearcher:
             )
         if encoder_dir is None and manifest.get("encoder_dir") and Path(manifest["encoder_dir"]).is_dir():
             encoder_dir = manifest["encoder_dir"]
-        enc_dir = resolve_encoder_dir(cfg, encoder_dir, version, self.student.encoder_version)
+        enc_dir = resolve_encoder_dir(
+            cfg, encoder_dir, version, self.student.encoder_version, encoder_model=self.student.encoder_model
+        )
         self.bundle, meta = EncoderBundle.load(enc_dir, cfg)
         self.encoder_version = str(meta["version"])
         if version is not None and self.encoder_version != version:

@@ -69,6 +69,8 @@ class LoadedStudent:
     encoder_version: str | None
     """the encoder (feature) version the student was trained on, when recorded"""
     threshold: float | None
+    encoder_model: str | None = None
+    """the registered encoder version (``<name>/<version>``) linked from the student's version"""
 
 
 def _threshold_from_dir(model_dir: Path) -> float | None:
@@ -115,6 +117,7 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
+    from clipguard.registry.encoders import ENCODER_MODEL_TAG
     from clipguard.registry.tracking import configure_tracking, model_metrics
 
     configure_tracking(cfg)
@@ -130,14 +133,15 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
         threshold = _threshold_from_dir(data_dir)
     if not isinstance(raw, MatchLiteForPairClassification):
         raise TypeError(f"{uri} is a {type(raw).__name__}, not a MatchLite student")
-    encoder_version = None
+    encoder_version = encoder_model = None
     model_version = uri
     if version is not None:
         model_version = f"{version.name}/{version.version}"
         encoder_version = (version.tags or {}).get("encoder_version")
+        encoder_model = (version.tags or {}).get(ENCODER_MODEL_TAG)
         metric = model_metrics(client, version).get(THRESHOLD_METRIC)
         threshold = float(metric) if metric is not None else threshold
-    return LoadedStudent(raw.for_inference(), uri, model_version, encoder_version, threshold)
+    return LoadedStudent(raw.for_inference(), uri, model_version, encoder_version, threshold, encoder_model)
 
 
 def load_student(model: str | Path | None, cfg: Config) -> LoadedStudent:
@@ -162,16 +166,21 @@ def load_student(model: str | Path | None, cfg: Config) -> LoadedStudent:
     return loaded
 
 
-def resolve_encoder_dir(cfg: Config, encoder_dir: str | Path | None, *versions: str | None) -> Path:
+def resolve_encoder_dir(
+    cfg: Config, encoder_dir: str | Path | None, *versions: str | None, encoder_model: str | None = None
+) -> Path:
     """The encoder directory to encode new media with.
 
     ``encoder_dir`` when given, else ``<work_dir>/encoders/<version>`` for the first known
-    version in ``versions`` (the student's or the index's encoder version).
+    version in ``versions`` (the student's or the index's encoder version); when that is
+    not there, it is fetched from the registry (:func:`clipguard.registry.encoders.fetch_encoder`:
+    the registered encoder ``encoder_model``, else the one tagged with that version).
 
     Raises:
-        FileNotFoundError: no complete encoder directory found.
+        FileNotFoundError: no complete encoder directory found, locally or in the registry.
     """
     from clipguard.encoders.bundle import ENCODER_FILE
+    from clipguard.registry.encoders import EncoderNotRegisteredError, fetch_encoder
 
     if encoder_dir is not None:
         d = Path(encoder_dir)
@@ -179,14 +188,18 @@ def resolve_encoder_dir(cfg: Config, encoder_dir: str | Path | None, *versions: 
             raise FileNotFoundError(f"{d} is not an encoder directory (no {ENCODER_FILE})")
         return d
     known = [v for v in versions if v]
+    root = Path(cfg.work_dir) / ENCODERS_SUBDIR
     for v in known:
-        d = Path(cfg.work_dir) / ENCODERS_SUBDIR / v
-        if (d / ENCODER_FILE).is_file():
-            return d
-    where = f"encoder version {known[0]} is not under {Path(cfg.work_dir) / ENCODERS_SUBDIR}" if known else (
-        "the model records no encoder version"
-    )
-    raise FileNotFoundError(f"no encoder directory: {where}; pass encoder_dir")
+        if (root / v / ENCODER_FILE).is_file():
+            return root / v
+    if not known:
+        raise FileNotFoundError("no encoder directory: the model records no encoder version; pass encoder_dir")
+    try:
+        return fetch_encoder(known[0], root, cfg=cfg, model=encoder_model)
+    except EncoderNotRegisteredError as e:
+        raise FileNotFoundError(
+            f"no encoder directory: encoder version {known[0]} is not under {root} and {e}; pass encoder_dir"
+        ) from e
 
 
 @torch.inference_mode()

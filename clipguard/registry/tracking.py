@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -209,6 +210,8 @@ class Lineage:
     encoder_version: str | None = None
     model_version: str | None = None
     index_version: str | None = None
+    encoder_model: str | None = None
+    """the registered encoder (``<name>/<version>``) a student needs to encode new media"""
     git_commit: str | None = None
 
     def tags(self) -> dict[str, str]:
@@ -242,9 +245,19 @@ def flatten(obj: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, A
     return out
 
 
+_METRIC_NAME_UNSAFE = re.compile(r"[^\w\-. :/]")
+
+
+def metric_name(key: str) -> str:
+    """``key`` as a valid MLflow metric name: ``@`` becomes ``_at_`` (``recall@5`` ->
+    ``recall_at_5``), any other character MLflow refuses becomes ``_``."""
+    return _METRIC_NAME_UNSAFE.sub("_", key.replace("@", "_at_"))
+
+
 def numeric_leaves(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """The numeric leaves of a (nested) mapping as ``{"a.b": float}``; booleans become 0/1, the rest is dropped."""
-    return {k: float(v) for k, v in flatten(metrics, prefix).items() if isinstance(v, (int, float))}
+    """The numeric leaves of a (nested) mapping as ``{"a.b": float}`` under valid metric names
+    (:func:`metric_name`); booleans become 0/1, the rest is dropped."""
+    return {metric_name(k): float(v) for k, v in flatten(metrics, prefix).items() if isinstance(v, (int, float))}
 
 
 def _param_value(value: Any) -> str:

@@ -469,9 +469,13 @@ class MediaEncoder:
         return dict(encoded.tokens), encoded.embedding
 
 
-def load_media_encoder(cfg: Config, features_root: Path, encoder_version: str) -> MediaEncoder | None:
+def load_media_encoder(
+    cfg: Config, features_root: Path, encoder_version: str, encoder_model: str | None = None
+) -> MediaEncoder | None:
     """The encoders for uploads: ``serving.encoder_dir``, else the one the features record, else
-    ``<work_dir>/encoders/<encoder_version>``; None (media off) when none exists and none is configured.
+    ``<work_dir>/encoders/<encoder_version>``, else the registered encoder (``encoder_model``,
+    the served student's link, or the one tagged ``encoder_version``), fetched there; None
+    (media off) when none exists and none is configured.
 
     Raises:
         IncompatibleModelError: the encoders are another version than the features, or the
@@ -487,7 +491,7 @@ def load_media_encoder(cfg: Config, features_root: Path, encoder_version: str) -
         manifest["encoder_dir"] if manifest.get("encoder_dir") and Path(manifest["encoder_dir"]).is_dir() else None
     )
     try:
-        encoder_dir = resolve_encoder_dir(cfg, configured, encoder_version)
+        encoder_dir = resolve_encoder_dir(cfg, configured, encoder_version, encoder_model=encoder_model)
     except FileNotFoundError:
         if cfg.serving.encoder_dir:
             raise
@@ -637,7 +641,7 @@ class ServingRuntime:
         if current is not None and same_root:
             media = current.media
         else:
-            media = load_media_encoder(self.cfg, root, source.encoder_version)
+            media = load_media_encoder(self.cfg, root, source.encoder_version, model.student.encoder_model)
         return _Served(model, source, reader, index, media)
 
     def _load_index(self) -> ClipIndex | None:

@@ -111,6 +111,15 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
     state = current("student", cfg=cfg)
     assert state.champion == "1"
     assert state.versions["1"]["gate"] == "passed"
+    # the champion carries its encoders: registered, linked, and fetched by rci score's resolver
+    from clipguard.rci.student import load_student, resolve_encoder_dir
+
+    champion = load_student(None, cfg)
+    assert champion.encoder_model == "clipguard-encoder/1"
+    assert not (work_dir / "encoders").exists()
+    fetched = resolve_encoder_dir(cfg, None, champion.encoder_version, encoder_model=champion.encoder_model)
+    assert fetched == work_dir / "encoders" / champion.encoder_version
+    assert json.loads((fetched / "encoder.json").read_text())["version"] == champion.encoder_version
     (run,) = (tmp_path / "train").iterdir()
     assert (run / "materialize-features" / "feast_store").is_file()
     assert (run / "training-set" / "pairs").is_file()

@@ -54,3 +54,56 @@ def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, monkeyp
     local = score_pairs(csv, tmp_path / "l.csv", cfg, model_uri=student_dir, progress=False)
     assert float(df.loc[0, "score"]) == pytest.approx(float(pd.read_csv(tmp_path / "l.csv").loc[0, "score"]), abs=1e-6)
     assert local.model_version == "stest"
+
+
+def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, monkeypatch):
+    """Registered encoders are found from the champion's link: no encoder_dir, none under work_dir."""
+    import mlflow
+
+    from clipguard.encoders.bundle import ENCODER_FILE, EncoderBundle
+    from clipguard.registry import Lineage, log_model, registered_model_name
+    from clipguard.registry.encoders import register_encoder
+    from clipguard.registry.pyfunc import file_sha256
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    _, enc_dir, student_dir = rci_env
+    cfg = rci_config(tmp_path / "runs")
+    config = json.loads((student_dir / "config.json").read_text())
+    csv = rci_media / "pairs_carried.csv"
+    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(csv, index=False)
+
+    # a champion without registered encoders: the error says what is missing
+    mv = log_model("student", student_dir / "model.safetensors", config, cfg=cfg, loader=LOADER,
+                   lineage=Lineage(encoder_version=ENCODER_VERSION))
+    name = registered_model_name("student", cfg)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+    with pytest.raises(FileNotFoundError, match=f"{ENCODER_VERSION} is not registered"):
+        score_pairs(csv, tmp_path / "none.csv", cfg, progress=False)
+
+    enc = register_encoder(enc_dir, cfg=cfg)
+    assert enc.tags["encoder_version"] == ENCODER_VERSION
+    assert register_encoder(enc_dir, cfg=cfg).version == enc.version  # idempotent
+    raw = mlflow.pyfunc.load_model(f"models:/{enc.name}/{enc.version}").get_raw_model()
+    assert isinstance(raw, EncoderBundle)
+
+    # found by its encoder_version tag, then by the student's link (the tag register_model sets)
+    fallback = score_pairs(csv, tmp_path / "by_tag.csv", cfg, progress=False)
+    assert fallback.n_scored == 1
+    shutil.rmtree(tmp_path / "runs" / "encoders")
+    link = Lineage(encoder_model=f"{enc.name}/{enc.version}").tags()["encoder_model"]
+    mlflow.MlflowClient().set_model_version_tag(name, mv.version, "encoder_model", link)
+    loaded = load_student(None, cfg)
+    assert loaded.encoder_model == f"{enc.name}/{enc.version}"
+
+    result = score_pairs(csv, tmp_path / "carried.csv", cfg, progress=False)
+    fetched = tmp_path / "runs" / "encoders" / ENCODER_VERSION
+    assert result.n_scored == 1 and (fetched / ENCODER_FILE).is_file()
+    for f in enc_dir.glob("*.safetensors"):
+        assert file_sha256(fetched / f.name) == file_sha256(f)
+    local = score_pairs(csv, tmp_path / "local.csv", cfg, model_uri=student_dir, encoder_dir=enc_dir, progress=False)
+    assert local.n_scored == 1
+    carried = pd.read_csv(tmp_path / "carried.csv", keep_default_na=False)
+    assert carried.loc[0, "error"] == ""
+    assert float(carried.loc[0, "score"]) == pytest.approx(float(pd.read_csv(tmp_path / "local.csv").loc[0, "score"]), abs=1e-6)
