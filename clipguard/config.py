@@ -170,6 +170,14 @@ class PretrainConfig(_Section):
     koleo_weight: float = Field(0.0, ge=0, description="weight of the KoLeo entropy regulariser (SSCD)")
     augment_strength: float = Field(1.0, ge=0, le=2, description="scales augmentation ranges/probabilities")
     max_clips: int | None = Field(None, ge=2, description="cap on training clips (None = all)")
+    audio_steps: int = Field(
+        300, ge=0, description="contrastive steps of the audio encoder on soundtrack edits "
+        "(clipguard.encoders.audio_pretrain; 0 = keep it as initialised)"
+    )
+    audio_batch_size: int = Field(32, ge=2, description="clips per audio step (2 views each)")
+    audio_lr: float = Field(3e-3, gt=0, description="AdamW peak learning rate of the audio encoder")
+    audio_window_seconds: int = Field(4, ge=1, description="longest audio training view (s)")
+    audio_temperature: float = Field(0.1, gt=0, description="audio InfoNCE temperature")
     eval_ks: tuple[int, ...] = (1, 5)
     torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
 

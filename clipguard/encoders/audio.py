@@ -103,15 +103,45 @@ class AudioEncoder(nn.Module):
     def states_per_second(self) -> float:
         return self.encoder.config.max_source_positions / self.window_seconds
 
-    def log_mel(self, windows: list[np.ndarray]) -> torch.Tensor:
-        """Audio windows (each <= window_seconds of mono float32) -> B x mel x frames, zero-padded."""
-        feats = self.feature_extractor(
-            [np.asarray(w, dtype=np.float32) for w in windows],
-            sampling_rate=self.sample_rate,
-            return_tensors="np",
-            padding="max_length",
-        )
-        return torch.from_numpy(np.asarray(feats["input_features"], dtype=np.float32))
+    def log_mel(self, windows: list[np.ndarray], seconds: int | None = None) -> torch.Tensor:
+        """Audio windows (each <= ``seconds``, default window_seconds, of mono float32) ->
+        B x mel x frames, zero-padded to ``seconds``.
+
+        Whisper's log-mel (``WhisperFeatureExtractor``'s batched torch STFT path: power
+        spectrum, its mel filters, log10, an 8-decade floor below the batch row's maximum,
+        ``(x + 4) / 4``), on waveforms padded with zeros as its ``padding="max_length"`` does.
+        """
+        n = (seconds or self.window_seconds) * self.sample_rate
+        padded = np.zeros((len(windows), n), dtype=np.float32)
+        for i, w in enumerate(windows):
+            w = np.asarray(w, dtype=np.float32)[:n]
+            padded[i, : len(w)] = w
+        mel = self.feature_extractor._torch_extract_fbank_features(padded)
+        return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+
+    def training_view(self, seconds: int) -> nn.Module:
+        """A Whisper encoder for ``seconds``-long windows that *shares* this encoder's weights
+        (its position table is the first rows of this one's, fixed sinusoids in both), for
+        contrastive training on short views at a fraction of the full window's cost."""
+        import copy
+
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        positions = seconds * self.sample_rate // HOP_LENGTH // _CONV_STRIDE
+        if positions >= self.encoder.config.max_source_positions:
+            return self.encoder
+        config = copy.deepcopy(self.encoder.config)
+        config.max_source_positions = positions
+        view = WhisperEncoder(config)
+        for name in ("conv1", "conv2", "layers", "layer_norm"):
+            setattr(view, name, getattr(self.encoder, name))
+        view.embed_positions.weight.data = self.encoder.embed_positions.weight.data[:positions]
+        view.embed_positions.requires_grad_(False)
+        return view
+
+    def valid_states(self, n_samples: int) -> int:
+        """How many encoder states cover ``n_samples`` of real audio (at least 1)."""
+        return max(1, math.ceil(n_samples / self.sample_rate * self.states_per_second))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """B x mel x frames -> B x positions x D_a encoder states."""
@@ -137,7 +167,7 @@ class AudioEncoder(nn.Module):
         counts = [0] * len(audios)
         tokens: list[list[torch.Tensor]] = [[] for _ in audios]
         for (i, w), h in zip(pieces, states):
-            valid = min(h.shape[0], max(1, math.ceil(len(w) / self.sample_rate * self.states_per_second)))
+            valid = min(h.shape[0], self.valid_states(len(w)))
             h = h[:valid]
             tokens[i].append(torch.stack([seg.mean(dim=0) for seg in h.split(step)]))
             sums[i] += h.sum(dim=0)

@@ -1,8 +1,9 @@
 """Decoded-clip cache for pretraining: decode once, train many epochs (and seeds).
 
 For the clips of the requested splits it stores the sampled frames (uint8, as decoded at
-``cfg.media``) and the outputs of the *frozen* encoders that pretraining only reads: the
-Whisper pooled audio vector and the MiniLM sentence embedding. The cache lives in
+``cfg.media``), the first :data:`CACHED_AUDIO_SECONDS` of the soundtrack (int16; audio
+pretraining augments it) and the outputs of the encoders as built, before any training:
+the Whisper pooled audio vector and the MiniLM sentence embedding. The cache lives in
 ``<cache_root>/<key>/`` where the key hashes the data version, the media settings, the
 splits and the frozen encoders' content fingerprints, so any change rebuilds it and
 identical inputs reuse it. It is published by renaming a finished temporary directory.
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 _INDEX = "index.json"
 _TENSORS = "clips.safetensors"
+_FORMAT = 2  # 2: the soundtrack is kept
+CACHED_AUDIO_SECONDS = 10.0
+"""Seconds of each clip's soundtrack kept for audio pretraining (int16, ~32 KB/s at 16 kHz)."""
 
 
 @dataclass
@@ -43,6 +47,8 @@ class ClipCache:
     """N x D_a frozen-Whisper pooled vectors (zeros without audio)"""
     has_audio: torch.Tensor
     """N bool"""
+    waves: list[torch.Tensor]
+    """per clip: the first CACHED_AUDIO_SECONDS of mono audio, int16 (empty without audio)"""
     text: torch.Tensor
     """N x 384 L2-normalised MiniLM sentence embeddings"""
     failed: dict[str, str]
@@ -57,6 +63,7 @@ def cache_key(root: str | Path, cfg: Config, splits: tuple[str, ...], audio: Aud
     """The cache key of (data version, media settings, splits, frozen encoders)."""
     return "c" + config_hash(
         {
+            "format": _FORMAT,
             "data_version": data_version(root),
             "media": cfg.media.model_dump(mode="json"),
             "splits": sorted(splits),
@@ -78,6 +85,7 @@ def _load(path: Path, key: str) -> ClipCache:
         frames=[t[f"frames/{i}"] for i in range(len(index["clip_ids"]))],
         audio=t["audio"].float(),
         has_audio=t["has_audio"].bool(),
+        waves=[t[f"wave/{i}"] for i in range(len(index["clip_ids"]))],
         text=t["text"].float(),
         failed=index["failed"],
     )
@@ -109,6 +117,8 @@ def load_or_build_cache(
     frames: list[torch.Tensor] = []
     audio_vecs: list[torch.Tensor] = []
     has_audio: list[bool] = []
+    waves: list[torch.Tensor] = []
+    keep = round(CACHED_AUDIO_SECONDS * cfg.media.sample_rate)
     text_vecs: list[torch.Tensor] = []
     failed: dict[str, str] = {}
     batch = max(1, cfg.features.batch_size)
@@ -128,12 +138,15 @@ def load_or_build_cache(
                     frames.append(torch.from_numpy(c.frames))
                     audio_vecs.append(a.pooled)
                     has_audio.append(bool(c.has_audio and a.tokens.shape[0] > 0))
+                    wave = c.audio[:keep] if has_audio[-1] else c.audio[:0]
+                    waves.append(torch.from_numpy((wave.clip(-1.0, 1.0) * 32767.0).astype("int16")))
                     text_vecs.append(t)
             bar.advance(task, len(items))
     if not ids:
         raise ValueError(f"{root}: none of the {len(clips)} clips in splits {splits} could be decoded")
 
     tensors = {f"frames/{i}": f for i, f in enumerate(frames)}
+    tensors.update({f"wave/{i}": w for i, w in enumerate(waves)})
     tensors.update(
         audio=torch.stack(audio_vecs).float(),
         has_audio=torch.tensor(has_audio, dtype=torch.uint8),

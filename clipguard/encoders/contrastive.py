@@ -16,9 +16,18 @@ All embeddings are expected L2-normalised.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
+
+
+def warmup_cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
+    """Learning rate at ``step``: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if warmup and step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:

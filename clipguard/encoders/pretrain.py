@@ -11,8 +11,14 @@ from the *unlabelled* train-split clips:
   and with its audio (frozen Whisper pooled vector), each through a trainable projection
   head to the same 128-d space; ``loss = moco + clip_weight * mean(clip_text, clip_audio)``.
 
-The audio and text encoders stay frozen: their outputs are computed once into the
-decoded-clip cache (:mod:`clipguard.encoders.cache`), so an epoch only runs Swin.
+Before the visual epochs, the audio encoder (Whisper) is trained by its own contrastive
+recipe on copy-style soundtrack edits (:mod:`clipguard.encoders.audio_pretrain`,
+``pretrain.audio_steps``; 0 keeps it as initialised); its pooled vectors are then computed
+once for the CLIP term. The text encoder (MiniLM) stays frozen. The decoded frames,
+soundtracks and text embeddings come from the decoded-clip cache
+(:mod:`clipguard.encoders.cache`), so an epoch only runs Swin. Beside the visual metrics,
+``audio_heldout_audio_recall@K`` (and ``audio_init_...`` for the untrained encoder) is copy
+retrieval of the audio-decided pairs by pooled audio vector alone.
 
 Evaluation (:func:`copy_retrieval_recall`): copy retrieval on the test split — for each
 positive pair whose query is a test clip, rank every other test clip by cosine similarity
@@ -30,9 +36,9 @@ its last epoch checkpoint (``train/``), bit-for-bit as if it had not stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-import math
 import shutil
 import statistics
 import time
@@ -47,10 +53,11 @@ from torch import nn
 
 from clipguard.config import Config
 from clipguard.data.schema import data_version
+from clipguard.encoders.audio import AudioEncoder
 from clipguard.encoders.augment import CopyAugment
 from clipguard.encoders.bundle import ENCODER_FILE, EncoderBundle
 from clipguard.encoders.cache import ClipCache, load_or_build_cache
-from clipguard.encoders.contrastive import MoCo, clip_loss, koleo_loss
+from clipguard.encoders.contrastive import MoCo, clip_loss, koleo_loss, warmup_cosine_lr
 from clipguard.encoders.heads import ProjectionHead
 from clipguard.encoders.imagestream import SceneStream
 from clipguard.encoders.inputs import read_accepted
@@ -234,13 +241,6 @@ def _evaluate(vision: VisionEncoder, cache: ClipCache, pairs: pd.DataFrame, ks: 
 # ----------------------------------------------------------------------------- training
 
 
-def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if warmup and step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _sample_views(frames: list[torch.Tensor], idx: list[int], k: int, g: torch.Generator) -> torch.Tensor:
     """``k`` frames per clip (in time order; with repetition when a clip has fewer), B x k x H x W x 3."""
     out = []
@@ -257,9 +257,19 @@ def _sample_views(frames: list[torch.Tensor], idx: list[int], k: int, g: torch.G
 class _Trainer:
     """One pretraining run's modules, optimiser and RNG; its state round-trips through a checkpoint."""
 
-    def __init__(self, vision: VisionEncoder, cache: ClipCache, train_idx: list[int], cfg: Config, mode: str, seed: int) -> None:
+    def __init__(
+        self,
+        vision: VisionEncoder,
+        cache: ClipCache,
+        train_idx: list[int],
+        cfg: Config,
+        mode: str,
+        seed: int,
+        audio_vectors: torch.Tensor | None = None,
+    ) -> None:
         p = cfg.pretrain
         self.cfg, self.mode, self.cache, self.train_idx = cfg, mode, cache, train_idx
+        self.audio_vectors = cache.audio if audio_vectors is None else audio_vectors
         self.g = torch.Generator().manual_seed(seed)
         self.batch = min(p.batch_size, len(train_idx))
         self.steps_per_epoch = len(train_idx) // self.batch
@@ -273,7 +283,7 @@ class _Trainer:
             self.heads = nn.ModuleDict()
             if mode == "moco_clip":
                 self.heads["text"] = ProjectionHead(cache.text.shape[1], dim)
-                self.heads["audio"] = ProjectionHead(cache.audio.shape[1], dim)
+                self.heads["audio"] = ProjectionHead(self.audio_vectors.shape[1], dim)
         params = list(self.moco.query.parameters()) + list(self.heads.parameters())
         self.opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
         self.step = 0
@@ -306,11 +316,11 @@ class _Trainer:
                 terms = [l_text]
                 if int(has_audio.sum()) >= 2:
                     terms.append(
-                        clip_loss(q_clips, self.heads["audio"](self.cache.audio[sel]), p.clip_temperature, has_audio)
+                        clip_loss(q_clips, self.heads["audio"](self.audio_vectors[sel]), p.clip_temperature, has_audio)
                     )
                 loss = loss + p.clip_weight * torch.stack(terms).mean()
             for group in self.opt.param_groups:
-                group["lr"] = _lr_at(self.step, self.total_steps, self.warmup, p.lr)
+                group["lr"] = warmup_cosine_lr(self.step, self.total_steps, self.warmup, p.lr)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -380,6 +390,84 @@ def _result_from_meta(d: Path, meta: dict[str, Any], **override: Any) -> Pretrai
     )
 
 
+_AUDIO_STATE = "audio.safetensors"
+
+
+def _pretrained_audio(
+    initial: AudioEncoder, cache: ClipCache, train_idx: list[int], cfg: Config, seed: int, state_dir: Path, progress: bool
+) -> tuple[AudioEncoder, dict[str, Any]]:
+    """The audio encoder after ``pretrain.audio_steps`` contrastive steps on the training clips'
+    soundtracks (a trained copy; ``initial`` is left as it is), or ``initial`` with 0 steps.
+    The trained weights are checkpointed in ``state_dir`` so a resumed run does not train again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from safetensors.torch import load_file
+
+    from clipguard.encoders.audio_pretrain import pretrain_audio
+
+    p = cfg.pretrain
+    if not p.audio_steps:
+        return initial, {"steps": 0}
+    audio = copy.deepcopy(initial)
+    audio.encoder.requires_grad_(True)
+    audio.encoder.embed_positions.requires_grad_(False)  # fixed sinusoids
+    state = state_dir / _AUDIO_STATE
+    info_path = state_dir / "audio.json"
+    if state.is_file() and info_path.is_file():
+        audio.encoder.load_state_dict(load_file(str(state)))
+        audio.eval().requires_grad_(False)
+        return audio, json.loads(info_path.read_text())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"audio seed {seed}", total=p.audio_steps, loss=float("nan"))
+        result = pretrain_audio(
+            audio, [cache.waves[i] for i in train_idx], p, seed, lambda loss: bar.update(task, advance=1, loss=loss)
+        )
+    audio.eval().requires_grad_(False)
+    info = {"steps": result.steps, "clips": result.clips, "seconds": result.seconds,
+            "first_loss": result.losses[0], "last_loss": sum(result.losses[-10:]) / len(result.losses[-10:])}
+    save_tensors(state, audio.encoder.state_dict())
+    write_json(info_path, info)
+    log.info("audio encoder: %d steps on %d clips in %.0f s, loss %.3f -> %.3f",
+             result.steps, result.clips, result.seconds, info["first_loss"], info["last_loss"])
+    return audio, info
+
+
+def _audio_vectors(audio: AudioEncoder, cache: ClipCache) -> torch.Tensor:
+    """Pooled audio vectors (N x D_a, zeros without audio) of every cached clip by ``audio``."""
+    out = torch.zeros(len(cache.clip_ids), audio.dim)
+    idx = [i for i in range(len(cache.clip_ids)) if bool(cache.has_audio[i]) and len(cache.waves[i])]
+    for s in range(0, len(idx), _EMBED_BATCH):
+        chunk = idx[s : s + _EMBED_BATCH]
+        feats = audio.encode_clips([(cache.waves[i].float() / 32767.0).numpy() for i in chunk], [True] * len(chunk))
+        for i, f in zip(chunk, feats):
+            out[i] = f.pooled
+    return out
+
+
+def _audio_retrieval(
+    cache: ClipCache, vectors: torch.Tensor, pairs: pd.DataFrame, ks: tuple[int, ...], prefix: str
+) -> dict[str, float]:
+    """Copy retrieval by audio alone (cosine of pooled audio vectors) on the audio-decided pairs
+    of every split not trained on, each query ranked within its own split: ``<prefix>heldout_audio_recall@K``."""
+    emb = nn.functional.normalize(vectors, dim=-1)
+    ranks, reasons = [], []
+    for split in HELDOUT_SPLITS:
+        idx = cache.select(split)
+        if idx:
+            r, why, _ = _candidate_ranks([cache.clip_ids[i] for i in idx], emb[idx], pairs)
+            ranks.append(r)
+            reasons.extend(why)
+    if not ranks:
+        return {}
+    sel = torch.tensor([r == "audio" for r in reasons], dtype=torch.bool)
+    audio_ranks = torch.cat(ranks)[sel] if len(sel) else torch.zeros(0, dtype=torch.long)
+    out = {f"{prefix}heldout_audio_n_queries": float(len(audio_ranks))}
+    if len(audio_ranks):  # no NaN entries: encoder.json metrics compare equal on a re-run
+        out.update({f"{prefix}heldout_audio_{k}": v for k, v in _recall(audio_ranks, ks).items()})
+    return out
+
+
 @dataclass
 class _Frozen:
     """The frozen encoders and the decoded-clip cache, shared by runs on the same inputs."""
@@ -429,10 +517,12 @@ def _pretrain(
             cfg.pretrain.queue_size, len(train_idx),
         )
 
+    state_dir = enc_dir / _STATE_DIR
+    audio, audio_info = _pretrained_audio(frozen.bundle.audio, cache, train_idx, cfg, seed, state_dir, progress)
+    audio_vectors = _audio_vectors(audio, cache) if audio is not frozen.bundle.audio else cache.audio
     with seeded(seed):
         vision = build_vision_encoder(cfg.encoders)
-    trainer = _Trainer(vision, cache, train_idx, cfg, mode, seed)
-    state_dir = enc_dir / _STATE_DIR
+    trainer = _Trainer(vision, cache, train_idx, cfg, mode, seed, audio_vectors)
     info = _load_state(state_dir, trainer, version) or {"epoch": 0, "losses": [], "train_seconds": 0.0}
     start = int(info["epoch"])
     if start:
@@ -465,8 +555,16 @@ def _pretrain(
     trained = vision.eval()  # the MoCo query encoder
     pairs = read_accepted(root, "pairs")
     metrics = _evaluate(trained, cache, pairs, cfg.pretrain.eval_ks)
-    bundle = EncoderBundle(trained, frozen.bundle.audio, frozen.bundle.text)
-    result_info = {"train_clips": len(train_idx), "epochs": epochs, "losses": losses, "train_seconds": seconds}
+    metrics.update(_audio_retrieval(cache, cache.audio, pairs, cfg.pretrain.eval_ks, "audio_init_"))
+    metrics.update(_audio_retrieval(cache, audio_vectors, pairs, cfg.pretrain.eval_ks, "audio_"))
+    bundle = EncoderBundle(trained, audio, frozen.bundle.text)
+    result_info = {
+        "train_clips": len(train_idx),
+        "epochs": epochs,
+        "losses": losses,
+        "train_seconds": seconds + audio_info.get("seconds", 0.0),
+        "audio": audio_info,
+    }
     meta = {
         "version": version,
         "complete": True,

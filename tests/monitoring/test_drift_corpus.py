@@ -26,6 +26,9 @@ def test_no_alert_before_the_trend_day_and_an_alert_on_it(tmp_path: Path) -> Non
         overrides={
             "work_dir": str(tmp_path / "runs"),
             "pretrain.epochs": 1,
+            "pretrain.audio_steps": 2,
+            "pretrain.audio_batch_size": 4,
+            "pretrain.audio_window_seconds": 2,
             "pretrain.torch_threads": 1,
             "features.torch_threads": 1,
         }
