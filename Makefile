@@ -9,7 +9,8 @@ DATA ?= data/corpus
 SEED ?= 0
 
 APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev \
-	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev g++ cmake ninja-build
+	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev g++ cmake ninja-build \
+	libchromaprint1
 
 .PHONY: setup system-deps venv test test-all lint corpus validate promote rollback registry mlflow-ui clean help
 
@@ -28,7 +29,8 @@ help:
 
 setup: system-deps venv
 
-# Debian packages: ffmpeg (CLI), the libav* headers that vpdq builds against, and the
+# Debian packages: ffmpeg (CLI), the libav* headers that vpdq builds against, libchromaprint1
+# (the Chromaprint baseline), and the
 # C++ toolchain (g++, cmake, ninja) that builds pdqhash and vpdq from source.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -5,7 +5,9 @@
   ``embedding`` / ``text_embedding`` (clip-embedding / MiniLM text cosine,
   :mod:`clipguard.baselines.embedding`), or the
   shortcut scorers ``duration`` / ``frame_count`` (``-|length difference|``,
-  :mod:`clipguard.baselines.shortcut`) that every learned model must beat. Scores are
+  :mod:`clipguard.baselines.shortcut`) that every learned model must beat, or the audio
+  fingerprint ``chromaprint`` (:mod:`clipguard.baselines.chromaprint`) for copies decided
+  by their soundtrack. Scores are
   always finite, so AP / R@P80 (:mod:`clipguard.eval.metrics`) are defined; a pair whose
   clip could not be hashed (or has no features) scores 0 and is logged.
 * :func:`baseline_pair_scores` — the same with the details (match share, similarities,
@@ -46,8 +48,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Method = Literal["vpdq", "pdq", "embedding", "text_embedding", "duration", "frame_count"]
-METHODS: tuple[Method, ...] = ("vpdq", "pdq", "embedding", "text_embedding", "duration", "frame_count")
+Method = Literal["vpdq", "pdq", "embedding", "text_embedding", "duration", "frame_count", "chromaprint"]
+METHODS: tuple[Method, ...] = ("vpdq", "pdq", "embedding", "text_embedding", "duration", "frame_count", "chromaprint")
 REFERENCE_METHODS: tuple[Method, ...] = ("embedding", "text_embedding", "duration", "frame_count")
 """The cheap baselines every evaluation scores on the model's own pairs."""
 GATE_REFERENCE_METHODS: tuple[Method, ...] = ("embedding", "duration", "frame_count")
@@ -98,6 +100,7 @@ def baseline_pair_scores(
         ValueError: unknown method/score, or no ``features_dir`` for ``embedding``.
         KeyError: a pair names a clip that is not an accepted clip of ``root``.
     """
+    from clipguard.baselines.chromaprint import chromaprint_pair_scores
     from clipguard.baselines.embedding import embedding_pair_scores
     from clipguard.baselines.pdq import clip_hashes, hash_pair_scores
     from clipguard.baselines.shortcut import SHORTCUT_METHODS, shortcut_pair_scores
@@ -117,6 +120,9 @@ def baseline_pair_scores(
         out["score"] = details["similarity"].to_numpy(dtype=np.float64)
     elif method in SHORTCUT_METHODS:
         details = shortcut_pair_scores(root, pairs, method, features_dir)
+        out["score"] = details["similarity"].to_numpy(dtype=np.float64)
+    elif method == "chromaprint":
+        details = chromaprint_pair_scores(root, pairs, progress)
         out["score"] = details["similarity"].to_numpy(dtype=np.float64)
     else:
         clips = read_accepted(root, "clips")
