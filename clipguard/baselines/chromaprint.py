@@ -71,8 +71,8 @@ def chromaprint_pair_scores(root: str | Path, pairs: pd.DataFrame, progress: boo
         KeyError: a pair names a clip that is not an accepted clip of ``root``.
     """
     from clipguard.encoders.inputs import read_accepted, resolve_media
-    from clipguard.media.reader import MediaError
     from clipguard.index.faiss_index import progress_bar
+    from clipguard.media.reader import MediaError
 
     clips = read_accepted(root, "clips").set_index("clip_id")
     needed = sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))
