@@ -248,9 +248,13 @@ def rci_score(
 ) -> None:
     """Score arbitrary pairs of video files end to end (decode, encode, student)."""
     from clipguard.rci.score import score_pairs
+    from clipguard.rci.student import ModelNotFoundError
 
     cfg = _cfg(ctx)
-    r = score_pairs(pairs, out, cfg, model_uri=model, encoder_dir=encoder_dir, media_root=media_root)
+    try:
+        r = score_pairs(pairs, out, cfg, model_uri=model, encoder_dir=encoder_dir, media_root=media_root)
+    except (*_RCI_ERRORS, ModelNotFoundError) as e:
+        raise _rci_exit(e) from e
     console.print(f"{r.n_rows} rows: {r.n_scored} scored, {r.n_errors} with errors -> {r.out_csv}")
 
 
@@ -476,7 +480,7 @@ def rci_baselines(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
     features: Annotated[Optional[Path], typer.Option(help="extracted features (needed by the embedding baseline)")] = None,
-    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding, text_embedding, duration, frame_count")] = "vpdq,pdq,embedding,text_embedding,duration,frame_count",
+    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding, text_embedding, duration, frame_count, chromaprint")] = "vpdq,pdq,embedding,text_embedding,duration,frame_count,chromaprint",
     split: Annotated[str, typer.Option(help="evaluated split (the F1 threshold comes from val)")] = "test",
     student_report: Annotated[Optional[Path], typer.Option(help="a student's metrics_<split>.json (`rci evaluate`) to compare with")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default WORK/baselines/eval)")] = None,
