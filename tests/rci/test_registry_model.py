@@ -18,16 +18,22 @@ from tests.rci.conftest import ENCODER_VERSION, rci_config
 LOADER = "clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained"
 
 
-def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, monkeypatch):
+@pytest.fixture
+def local_registry(tmp_path, monkeypatch):
+    """A config whose MLflow store is a fresh SQLite file under the test's work_dir."""
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return rci_config(tmp_path / "runs")
+
+
+def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_registry):
     import mlflow
 
     from clipguard.registry import Lineage, log_model, registered_model_name
 
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    cfg = local_registry
     _, enc_dir, student_dir = rci_env
-    cfg = rci_config(tmp_path / "runs")
     shutil.copytree(enc_dir, tmp_path / "runs" / "encoders" / ENCODER_VERSION)  # the default location
 
     with pytest.raises(ModelNotFoundError, match="clipguard-student"):
@@ -56,7 +62,7 @@ def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, monkeyp
     assert local.model_version == "stest"
 
 
-def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, monkeypatch):
+def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, local_registry):
     """Registered encoders are found from the champion's link: no encoder_dir, none under work_dir."""
     import mlflow
 
@@ -65,11 +71,8 @@ def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, monkeyp
     from clipguard.registry.encoders import register_encoder
     from clipguard.registry.pyfunc import file_sha256
 
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    cfg = local_registry
     _, enc_dir, student_dir = rci_env
-    cfg = rci_config(tmp_path / "runs")
     config = json.loads((student_dir / "config.json").read_text())
     csv = rci_media / "pairs_carried.csv"
     pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(csv, index=False)
