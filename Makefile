@@ -17,7 +17,7 @@ APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-de
 help:
 	@echo "make setup     install Debian packages, .venv and pinned Python deps"
 	@echo "make test      run the test suite (fast tests; slow ones: make test-all)"
-	@echo "make lint      ruff check (pyflakes, pycodestyle, import order)"
+	@echo "make lint      ruff check, the import contract (lint-imports), mypy on the library"
 	@echo "make corpus    generate the synthetic corpus into $(DATA) (SEED=$(SEED))"
 	@echo "make validate  validate $(DATA) (accepted / quarantine / report)"
 	@echo "make compile   compile the KFP pipelines to pipelines/compiled/*.yaml"
@@ -55,9 +55,13 @@ venv: $(VENV)/.stamp-deps
 test:
 	$(PY) -m pytest -q -m "not slow"
 
-# ruff (pyflakes, pycodestyle, import order; pyproject.toml [tool.ruff]) on everything we wrote
+# ruff (pyflakes, pycodestyle, import order; pyproject.toml [tool.ruff]) on everything we wrote,
+# the import contract (one-way layers, no cycles: [tool.importlinter]) and mypy on the library
+LINTED := clipguard components pipelines benchmarks tests
 lint:
-	$(VENV)/bin/ruff check clipguard components pipelines benchmarks tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 test-all:
 	$(PY) -m pytest -q

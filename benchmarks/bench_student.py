@@ -46,9 +46,11 @@ from typing import Any
 
 import torch
 
-from clipguard.config import REPO_ROOT, load_config, parse_overrides
+from clipguard.config import load_config, parse_overrides
 from clipguard.eval.speed import measure_student_speed, synthetic_pairs
 from clipguard.models.matchlite import MatchLiteConfig, MatchLiteForPairClassification
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TOKENS_PER_CLIP = {"visual": 20, "audio": 20, "text": 64}  # a 20-s clip at 1 fps; 64 text tokens (A.1)
 TARGETS = {"pairs_per_s": 500.0, "fraction_of_matmul_peak": 0.30}

@@ -42,7 +42,7 @@ console = Console(stderr=True)
 @app.callback()
 def _main(
     ctx: typer.Context,
-    profile: Annotated[Optional[str], typer.Option(help="config profile (configs/<profile>.yaml)")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="config profile (clipguard/configs/<profile>.yaml)")] = None,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="override a config key: --set media.fps=2")
     ] = None,
@@ -78,7 +78,7 @@ def data_synth(
     days: Annotated[Optional[int], typer.Option(help="days of traffic (default from config)")] = None,
 ) -> None:
     """Generate the synthetic multimodal corpus (real MP4s + clip/pair manifests)."""
-    from clipguard.data.synth import generate_corpus
+    from clipguard.synth import generate_corpus
 
     cfg = _cfg(ctx, seed=seed)
     t0 = time.perf_counter()
@@ -213,12 +213,9 @@ def features_materialize(
     features: Annotated[Path, typer.Argument(help="features folder of one encoder version (holds clip_features.parquet)")],
 ) -> None:
     """Register the feature views in Feast and load new rows into the online store."""
-    from clipguard.features.store import build_store, materialize
-    from clipguard.features.store_format import FEATURES_FILE
+    from clipguard.features.store import materialize_features
 
-    cfg = _cfg(ctx)
-    store = build_store(features / FEATURES_FILE, _work(cfg, cfg.feast.dir), cfg.feast)
-    typer.echo(json.dumps(materialize(store).to_dict(), indent=2, default=str))
+    typer.echo(json.dumps(materialize_features(features, _cfg(ctx)).to_dict(), indent=2, default=str))
 
 
 @features_app.command("training-set")
@@ -229,12 +226,9 @@ def features_training_set(
     out: Annotated[Path, typer.Option(help="output Parquet")] = Path("runs/training_set.parquet"),
 ) -> None:
     """Point-in-time join of query/candidate features onto the labelled pairs (Feast)."""
-    from clipguard.features.store import build_store, build_training_set
-    from clipguard.features.store_format import FEATURES_FILE
+    from clipguard.features.store import training_set
 
-    cfg = _cfg(ctx)
-    store = build_store(features / FEATURES_FILE, _work(cfg, cfg.feast.dir), cfg.feast)
-    typer.echo(json.dumps(build_training_set(root, store, out).to_dict(), indent=2, default=str))
+    typer.echo(json.dumps(training_set(root, features, out, _cfg(ctx)).to_dict(), indent=2, default=str))
 
 
 @rci_app.command("score")
@@ -488,7 +482,8 @@ def rci_baselines(
     """PDQ / vPDQ / embedding cosine and the length shortcuts on the same val + test pairs as MatchLite, overall and per subset."""
     from rich.table import Table
 
-    from clipguard.baselines.scores import METHODS, NEEDS_FEATURES, compare_baselines
+    from clipguard.baselines.scores import METHODS, NEEDS_FEATURES
+    from clipguard.eval.baselines import compare_baselines
     from clipguard.eval.inputs import require_data_root
 
     chosen = _names(methods, METHODS, "--methods")
@@ -712,18 +707,16 @@ app.add_typer(pipelines_app, name="pipelines")
 
 
 def _pipelines_pkg():
-    """The repository's ``pipelines`` package (it lives beside ``clipguard/``, not inside it)."""
+    """The repository's KFP layer (``pipelines/``, installed beside ``clipguard`` by ``pip install``)."""
     import importlib
-    import sys
 
-    from clipguard.config import REPO_ROOT
-
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     try:
         return importlib.import_module("pipelines")
     except ImportError as e:
-        console.print(f"[red]error:[/red] the pipelines package is not next to {REPO_ROOT / 'clipguard'}: {e}")
+        console.print(
+            f"[red]error:[/red] the clipguard KFP pipelines are not installed ({e}); "
+            "install the clipguard distribution (`pip install .` from the checkout)"
+        )
         raise typer.Exit(2) from e
 
 

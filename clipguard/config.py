@@ -1,6 +1,6 @@
 """Typed configuration with profiles.
 
-One pydantic model, :class:`Config`, loaded from ``configs/<profile>.yaml`` (``local`` by
+One pydantic model, :class:`Config`, loaded from ``clipguard/configs/<profile>.yaml`` (``local`` by
 default, ``gpu`` for paper-scale sizes). A profile file may ``extends:`` another one; later
 values override earlier ones, and ``overrides`` (dotted keys, e.g. from CLI flags) win over
 both. Every step of the pipeline reads its parameters from here.
@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = Path(os.environ.get("CLIPGUARD_CONFIG_DIR", REPO_ROOT / "configs"))
+CONFIG_DIR = Path(os.environ.get("CLIPGUARD_CONFIG_DIR", Path(__file__).resolve().parent / "configs"))
+"""The profiles (``clipguard/configs/<profile>.yaml``, package data); ``$CLIPGUARD_CONFIG_DIR`` replaces them."""
 DEFAULT_PROFILE = os.environ.get("CLIPGUARD_PROFILE", "local")
 
 
@@ -76,7 +76,7 @@ class ValidationConfig(_Section):
 
 
 class SynthConfig(_Section):
-    """Defaults of the synthetic corpus generator (clipguard.data.synth)."""
+    """Defaults of the synthetic corpus generator (clipguard.synth)."""
 
     clips: int = Field(480, ge=40, description="base short videos (before copies)")
     days: int = Field(8, ge=2)
@@ -313,9 +313,10 @@ class RegistryConfig(_Section):
         },
         description="model family -> registered model name",
     )
-    policy_path: str = Field(
-        "model_registry/policy.yaml",
-        description="promotion gates; a relative path is looked up in the current directory, then the repo root",
+    policy_path: str | None = Field(
+        None,
+        description="promotion gates: a YAML file (a relative path is read from the current directory); "
+        "None: the policy that ships with the package (clipguard/registry/policy.yaml)",
     )
 
 
@@ -481,7 +482,7 @@ class StudentSpeedConfig(_Section):
     """How the student's scoring speed from cached features is measured (clipguard.eval.speed).
 
     ``evaluate_student`` adds ``pairs_per_s`` and ``p99_ms`` to its metrics (the student gate
-    of ``model_registry/policy.yaml`` requires them); TARGETS.md: >= 500 pairs/s on 2 cores
+    of ``clipguard/registry/policy.yaml`` requires them); TARGETS.md: >= 500 pairs/s on 2 cores
     and >= 30% of the same-run fp32 matmul peak.
     """
 
@@ -591,6 +592,11 @@ class ServingConfig(_Section):
     that cannot complete within ``max_latency_ms``) instead of time-outs.
     """
 
+    bentofile: str = Field(
+        "bentofile.yaml",
+        description="the bento's build file; its folder is the build context (the source checkout). "
+        "A relative path is read from the current directory",
+    )
     features_dir: str | None = Field(
         None,
         description="feature version directory, or a root holding <encoder_version>/ dirs "
@@ -723,12 +729,20 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     config_dir: Path | str | None = None,
 ) -> Config:
-    """Load ``configs/<profile>.yaml`` and apply dotted ``overrides`` (None values are skipped)."""
+    """Load ``clipguard/configs/<profile>.yaml`` and apply dotted ``overrides`` (None values are skipped)."""
     cdir = Path(config_dir) if config_dir else CONFIG_DIR
     raw = _read_profile(profile or DEFAULT_PROFILE, cdir)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value)
+    return Config.model_validate(raw)
+
+
+def with_overrides(cfg: Config, updates: dict[str, Any]) -> Config:
+    """``cfg`` with dotted-key ``updates`` applied (``{"models.student.epochs": 3}``), validated again."""
+    raw = cfg.model_dump(mode="json")
+    for key, value in updates.items():
+        _set_dotted(raw, key, value)
     return Config.model_validate(raw)
 
 

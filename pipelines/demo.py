@@ -7,15 +7,15 @@
 
 Steps (every pipeline runs with ``kfp.local``, see :mod:`pipelines.run_local`):
 
-1. **corpus**: :func:`clipguard.data.synth.generate_corpus` into ``<out>/corpus/<fingerprint>``
+1. **corpus**: :func:`clipguard.synth.generate_corpus` into ``<out>/corpus/<fingerprint>``
    (kept between runs: the generator is idempotent; another seed or synth config gets its
-   own folder), sized by the profile (``configs/demo.yaml``).
+   own folder), sized by the profile (``clipguard/configs/demo.yaml``).
 2. **day slices** (:func:`clipguard.data.days.slice_days`): the days before the watched
    ones (the training data), each watched day alone (a drift-watch window) and the days up
    to each watched day (what retraining on that day sees). The watched days are the last
    ordinary day before the trend and the trend day.
 3. **training** pipeline on the training days: encoders, features, Feast, teacher, student,
-   index, evaluation, registry, gate (``model_registry/policy.yaml`` as committed), and on a
+   index, evaluation, registry, gate (``clipguard/registry/policy.yaml`` as committed), and on a
    pass promotion and the bento.
 4. **a degraded challenger**: the trained student with its weights zeroed (a no-skill scorer:
    every pair gets the same score), really evaluated on the same test split, registered and
@@ -225,7 +225,7 @@ def degraded_challenger(cfg: Any, version: str, root: Path, features: Path, out_
 
 def gate_decisions(cfg: Any, family: str = FAMILY) -> list[dict[str, Any]]:
     """Every registered version of ``family`` with its gate decision (from its version tags)."""
-    from clipguard.registry.tracking import registered_model_name, registry_client
+    from clipguard.registry.versions import registered_model_name, registry_client
 
     client = registry_client(cfg)
     name = registered_model_name(family, cfg)
@@ -346,9 +346,9 @@ def run_demo(
 
     from clipguard.config import load_config
     from clipguard.data.days import slice_days
-    from clipguard.data.synth import fingerprint, generate_corpus
     from clipguard.monitoring.alerts import local_receiver
     from clipguard.registry import show
+    from clipguard.synth import fingerprint, generate_corpus
     from pipelines.run_local import describe_outputs
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)

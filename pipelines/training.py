@@ -10,7 +10,7 @@ DAG (data dependencies; independent branches run in parallel on a cluster)::
                                                                                                                            dsl.If(promote_champion): promote-model ─ package-bento
 
 ``gate-model`` sets the ``challenger`` alias when the candidate passes the policy
-(``model_registry/policy.yaml``), after re-evaluating the champion on the candidate's test
+(``clipguard/registry/policy.yaml``), after re-evaluating the champion on the candidate's test
 set when the champion was evaluated on another data version; ``promote-model`` then moves
 ``champion`` to it and ``package-bento`` builds the service's bento labelled with it.
 :func:`add_model_steps` is shared with the retraining pipeline.
@@ -132,7 +132,7 @@ def training(
         pretrain_mode: ``moco_clip`` (default) or ``moco``.
         family: the registry family the student is registered under.
         promote_champion: after a passed gate, move ``champion`` (else stop at ``challenger``).
-        profile / overrides_json: the configuration (``configs/<profile>.yaml`` + dotted overrides).
+        profile / overrides_json: the configuration (``clipguard/configs/<profile>.yaml`` + dotted overrides).
     """
     root_task = add_data_steps(data_root, profile, overrides_json)
     root = root_task.outputs["root"]

@@ -200,7 +200,7 @@ def vpdq_file_hashes(path: str | Path, seconds_per_hash: float, threads: int = 0
 
 def cache_key(method: HashMethod, cfg: BaselinesConfig) -> str:
     """The cache directory name: the method and the settings that change its hashes."""
-    from clipguard.encoders.io import config_hash
+    from clipguard.core.io import config_hash
 
     return f"{method}-{config_hash({'method': method, 'seconds_per_hash': cfg.seconds_per_hash}, 8)}"
 
@@ -246,7 +246,7 @@ class HashCache:
 
     def flush(self) -> None:
         """Publish pending entries as a part file (atomic)."""
-        from clipguard.encoders.io import atomic_write
+        from clipguard.core.io import atomic_write
 
         if not self._pending:
             return
@@ -256,7 +256,7 @@ class HashCache:
 
     def compact(self) -> None:
         """Merge everything into ``hashes.parquet`` (one row per clip) and drop the part files."""
-        from clipguard.encoders.io import atomic_write
+        from clipguard.core.io import atomic_write
 
         self.flush()
         parts = sorted((self.dir / PARTS_DIR).glob("*.parquet"))

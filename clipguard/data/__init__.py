@@ -1,1 +1,1 @@
-"""Data: the clip/pair contract, validation with quarantine, and the synthetic corpus."""
+"""Data: the clip/pair contract, validation with quarantine, ingest (the synthetic corpus is :mod:`clipguard.synth`)."""

@@ -110,17 +110,32 @@ REASONS = {
 }
 
 
-def data_version(root: Path | str) -> str:
-    """Version of a validated data root: a short hash of its accepted manifests.
+DATA_VERSION_FILE = "data_version"
+"""``validated/data_version``: the version validation computed for the accepted manifests."""
 
-    Every downstream artifact (features, models, indexes) records it as lineage.
-    """
+
+def hash_manifests(validated_dir: Path | str) -> str:
+    """A short hash of the accepted manifests in ``validated_dir`` (``d`` + 12 hex digits)."""
     import hashlib
 
     h = hashlib.sha256()
     for name in ("clips.parquet", "pairs.parquet"):
-        p = Path(root) / VALIDATED_DIR / name
+        p = Path(validated_dir) / name
         if p.is_file():
             h.update(name.encode())
             h.update(p.read_bytes())
     return "d" + h.hexdigest()[:12]
+
+
+def data_version(root: Path | str) -> str:
+    """Version of a validated data root: the one validation recorded in
+    ``validated/data_version`` (computed once, when the accepted manifests were written, and
+    carried with the root); :func:`hash_manifests` for a root written without validation.
+
+    Every downstream artifact (features, models, indexes) records it as lineage.
+    """
+    validated = Path(root) / VALIDATED_DIR
+    recorded = validated / DATA_VERSION_FILE
+    if recorded.is_file():
+        return recorded.read_text().strip()
+    return hash_manifests(validated)

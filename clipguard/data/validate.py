@@ -53,6 +53,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clipguard import __version__
 from clipguard.config import Config, ValidationConfig
+from clipguard.core.io import pid_alive
 from clipguard.data import schema
 from clipguard.data.report import print_summary, render_html
 from clipguard.media.reader import MediaError, MediaInfo, probe
@@ -80,6 +81,7 @@ OUTPUT_FILES = frozenset(
         REPORT_FILE,
         HTML_FILE,
         FINGERPRINT_FILE,
+        schema.DATA_VERSION_FILE,
     }
 )
 
@@ -146,6 +148,12 @@ class ValidationResult:
     @property
     def report_path(self) -> Path:
         return self.out_dir / REPORT_FILE
+
+    @property
+    def data_version(self) -> str:
+        """The version of the accepted manifests (``validated/data_version``, written with them)."""
+        recorded = self.out_dir / schema.DATA_VERSION_FILE
+        return recorded.read_text().strip() if recorded.is_file() else schema.hash_manifests(self.out_dir)
 
     @property
     def html_path(self) -> Path:
@@ -856,24 +864,18 @@ def _section(m: _Manifest, accepted: pa.Table, quarantine: pa.Table) -> dict[str
     }
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (on this machine)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(out_dir: Path) -> None:
     """Remove staging directories left behind by interrupted runs (their process is gone)."""
     pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(?:tmp|old)-(\d+)-[0-9a-f]{{8}}-.*")
     for path in out_dir.parent.glob(f".{out_dir.name}.*"):
         match = pattern.fullmatch(path.name)
-        if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+        if match and path.is_dir() and not pid_alive(int(match.group(1))):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_data_version(path: Path) -> None:
+    """``validated/data_version`` from the accepted manifests already staged beside it."""
+    path.write_text(schema.hash_manifests(path.parent) + "\n")
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -1121,6 +1123,8 @@ def validate_manifests(
     writers[REPORT_FILE] = _write_text(json.dumps(report, indent=2, default=str))
     writers[HTML_FILE] = _write_text(render_html(report))
     writers[FINGERPRINT_FILE] = _write_text(json.dumps({"digest": digest, **content}, indent=2))
+    # after the tables (writers run in order): the data version every later artifact carries
+    writers[schema.DATA_VERSION_FILE] = _write_data_version
     _publish(out_dir, writers)
     print_summary(run.console, report, reused=False)
     return ValidationResult.from_report(out_dir, report, reused=False)

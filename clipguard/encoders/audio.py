@@ -15,12 +15,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from clipguard.config import EncoderConfig
+
+if TYPE_CHECKING:
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class AudioFeatures:
 class AudioEncoder(nn.Module):
     """Whisper encoder + log-mel front end + pooling to a few tokens per second."""
 
-    def __init__(self, encoder: nn.Module, sample_rate: int, window_seconds: int, tokens_per_second: float = 1.0) -> None:
+    def __init__(self, encoder: WhisperEncoder, sample_rate: int, window_seconds: int, tokens_per_second: float = 1.0) -> None:
         from transformers import WhisperFeatureExtractor
 
         super().__init__()

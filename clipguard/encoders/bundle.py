@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config
+from clipguard.core.io import directory_fingerprint
 from clipguard.encoders.audio import AudioEncoder, build_audio_encoder
-from clipguard.encoders.io import directory_fingerprint
 from clipguard.encoders.text import TextEncoder, build_text_encoder, load_text_encoder, resolve_text_model_path
 from clipguard.encoders.vision import VisionEncoder, build_vision_encoder
 
@@ -74,7 +74,7 @@ class EncoderBundle:
 
     def save(self, directory: str | Path, meta: dict[str, Any], heads: dict[str, Any] | None = None) -> Path:
         """Write the weights, then ``encoder.json`` (last, so its presence means complete)."""
-        from clipguard.encoders.io import save_tensors, write_json
+        from clipguard.core.io import save_tensors, write_json
 
         d = Path(directory)
         save_tensors(d / VISION_WEIGHTS, self.vision.state_dict())

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from clipguard.config import Config
+from clipguard.core.io import config_hash, module_fingerprint, publish_tensor_dir
 from clipguard.data.schema import data_version
 from clipguard.encoders.audio import AudioEncoder
 from clipguard.encoders.inputs import decode_batches, read_accepted
-from clipguard.encoders.io import config_hash, module_fingerprint, publish_tensor_dir
 from clipguard.encoders.text import TextEncoder
 
 log = logging.getLogger(__name__)

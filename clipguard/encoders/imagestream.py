@@ -10,7 +10,7 @@ random text on it. No two draws are alike, so the only way to match two augmente
 of one scene is by its content and layout.
 
 Real media of the sources the corpus keeps for its test split
-(:data:`clipguard.data.synth.sources.HELDOUT_SOURCES`) are left out, so pretraining never
+(:data:`clipguard.synth.sources.HELDOUT_SOURCES`) are left out, so pretraining never
 sees a held-out source.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from clipguard.data.synth import sources
+from clipguard.synth import sources
 
 _CANVAS_SCALE = 3
 """real canvases are loaded at this many times the frame size (room for random crops)"""

@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from clipguard.config import Config
+from clipguard.core.io import config_hash, directory_fingerprint, save_tensors, write_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.audio import AudioEncoder
 from clipguard.encoders.augment import CopyAugment
@@ -61,7 +62,6 @@ from clipguard.encoders.contrastive import MoCo, clip_loss, koleo_loss, warmup_c
 from clipguard.encoders.heads import ProjectionHead
 from clipguard.encoders.imagestream import SceneStream
 from clipguard.encoders.inputs import read_accepted
-from clipguard.encoders.io import config_hash, directory_fingerprint, save_tensors, write_json
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.encoders.text import resolve_text_model_path
 from clipguard.encoders.vision import VisionEncoder, build_vision_encoder
@@ -487,7 +487,7 @@ def _frozen(root: Path, cfg: Config, out_dir: Path, progress: bool) -> _Frozen:
 def _pretrain(
     root: Path, cfg: Config, mode: str, out_dir: Path, seed: int, progress: bool, frozen: _Frozen | None
 ) -> tuple[PretrainResult, _Frozen | None]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     if mode not in MODES:
         raise ValueError(f"unknown pretraining mode {mode!r} (choose from {', '.join(MODES)})")
@@ -541,8 +541,12 @@ def _pretrain(
     with Progress(*columns, disable=not progress) as bar:
         for epoch in range(start, epochs):
             task = bar.add_task(f"{mode} seed {seed} epoch {epoch + 1}/{epochs}", total=trainer.steps_per_epoch, loss=float("nan"))
+
+            def on_step(loss: float, task: TaskID = task) -> None:
+                bar.update(task, advance=1, loss=loss)
+
             t0 = time.perf_counter()
-            mean_loss = trainer.run_epoch(lambda loss, task=task: bar.update(task, advance=1, loss=loss))
+            mean_loss = trainer.run_epoch(on_step)
             seconds += time.perf_counter() - t0
             losses.append(mean_loss)
             bar.update(task, loss=mean_loss)

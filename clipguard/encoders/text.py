@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from clipguard.config import EncoderConfig
-from clipguard.encoders.io import directory_fingerprint
+from clipguard.core.io import directory_fingerprint
 
 TEXT_CHECKPOINT_SUBDIR = "minilm-multilingual"
 """``cfg.encoders.checkpoint_dir/<this>``: a sentence-transformers directory (gpu profile)."""

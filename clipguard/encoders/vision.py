@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from torch import nn
 
 from clipguard.config import EncoderConfig
 from clipguard.encoders.heads import ProjectionHead
+
+if TYPE_CHECKING:
+    from transformers import SwinModel
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ class VisionEncoder(nn.Module):
     pixel_mean: torch.Tensor
     pixel_std: torch.Tensor
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int, region_grid: int = 0) -> None:
+    def __init__(self, backbone: SwinModel, embedding_dim: int, region_grid: int = 0) -> None:
         super().__init__()
         if region_grid < 0:
             raise ValueError(f"region_grid must be >= 0, got {region_grid}")
@@ -108,7 +112,10 @@ class VisionEncoder(nn.Module):
 
     @property
     def image_size(self) -> int:
-        return int(self.backbone.config.image_size)
+        size = self.backbone.config.image_size
+        if isinstance(size, (list, tuple)):
+            raise TypeError(f"Swin image_size must be one int (square frames), got {size!r}")
+        return int(size)
 
     @property
     def token_dim(self) -> int:
@@ -116,7 +123,7 @@ class VisionEncoder(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.head.net[-1].out_features)
+        return cast(nn.Linear, self.head.net[-1]).out_features
 
     def frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] (N x 3 x S x S) -> one token per frame (N x Dv): pooled + regions."""

@@ -1,6 +1,6 @@
 """RCI evaluation: metrics from scores, per-subset metrics, model evaluation and ablations.
 
-* :mod:`clipguard.eval.metrics` — AP, R@P80, F1 at a validation threshold, PR-curve PNGs;
+* :mod:`clipguard.core.metrics` — AP, R@P80, F1 at a validation threshold, PR-curve PNGs;
 * :mod:`clipguard.eval.subsets` — the pair subsets (deciding modality, held-out edits and
   sources, hard negatives) and their metrics;
 * :mod:`clipguard.eval.evaluate` — :func:`~clipguard.eval.evaluate.evaluate_student` and

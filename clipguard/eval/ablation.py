@@ -27,30 +27,30 @@ from __future__ import annotations
 
 import logging
 import re
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipguard.config import Config
+from clipguard.config import Config, with_overrides
+from clipguard.core.metrics import json_ready
+from clipguard.core.tracking import Lineage
 from clipguard.data.schema import data_version
-from clipguard.eval.metrics import json_ready
-from clipguard.registry.tracking import Lineage
+from clipguard.eval.ablation_spec import (
+    ABLATIONS,
+    JSON_FILE,
+    LAMBDAS,
+    MARKDOWN_FILE,
+    METRICS,
+    MODALITIES,
+    REASON_SUBSETS,
+    SUBSET_METRICS,
+)
+from clipguard.eval.report import ablation_markdown, ablation_stats, ablation_tables, directions
 
 log = logging.getLogger(__name__)
 
-ABLATIONS: tuple[str, ...] = ("modality", "teacher", "kd", "lambda")
-MODALITIES: dict[str, str] = {"v": "V", "va": "V+A", "vt": "V+T", "vat": "V+A+T"}
-KD_MODES: dict[str, str] = {"off": "no KD", "logits": "logits only", "embeddings": "embeddings only", "both": "logits + embeddings"}
-LAMBDAS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-METRICS: dict[str, str] = {"ap": "AP", "f1": "F1", "r_at_p80": "R@P80"}
-REASON_SUBSETS: dict[str, str] = {"reason_visual": "AP visual", "reason_audio": "AP audio", "reason_text": "AP text"}
-SUBSET_METRICS: tuple[str, ...] = ("ap", "r_at_p80")
-"""kept per subset (``<subset>.<metric>``) for every variant, e.g. ``heldout_edit/rotate.ap``"""
-JSON_FILE = "ablations.json"
-MARKDOWN_FILE = "ablations.md"
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,6 @@ class Variant:
     train_seconds: float
 
 
-def _with(cfg: Config, updates: dict[str, Any]) -> Config:
-    """``cfg`` with dotted-key ``updates`` applied (validated again)."""
-    data = cfg.model_dump(mode="json")
-    for key, value in updates.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return Config.model_validate(data)
-
-
 def _summary(report: dict[str, Any]) -> dict[str, float]:
     m = report["metrics"]
     out = {k: float("nan") if m.get(k) is None else float(m[k]) for k in METRICS}
@@ -87,15 +75,6 @@ def _summary(report: dict[str, Any]) -> dict[str, float]:
             for key in SUBSET_METRICS:
                 out[f"{name}.{key}"] = float("nan") if sub.get(key) is None else float(sub[key])
     return out
-
-
-def mean_std(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1; 0 for one value) of the finite values."""
-    finite = [float(v) for v in values if v == v]
-    if not finite:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0, "values": list(values)}
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return {"mean": statistics.fmean(finite), "std": std, "n": len(finite), "values": list(values)}
 
 
 @dataclass(frozen=True)
@@ -223,9 +202,8 @@ def run_ablations(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from clipguard.encoders.io import write_json
+    from clipguard.core.io import write_json
     from clipguard.encoders.runtime import available_cpus, configure_threads
-    from clipguard.eval.report import ablation_markdown, ablation_stats, ablation_tables, directions
     from clipguard.features.store_format import resolve_features_dir
     from clipguard.training.student import features_version
 
@@ -243,7 +221,7 @@ def run_ablations(
     }
     if cfg.models.training.torch_threads is None:
         updates["models.training.torch_threads"] = max(1, available_cpus() // max(1, workers))
-    base = _with(cfg, {k: v for k, v in updates.items() if v is not None})
+    base = with_overrides(cfg, {k: v for k, v in updates.items() if v is not None})
     configure_threads(base.models.training.torch_threads)
     root, features = Path(root), resolve_features_dir(features_dir)
     out = Path(out_dir)
@@ -254,7 +232,7 @@ def run_ablations(
 
     def student(name: str, seed: int, upd: dict[str, Any], stages: int = 1, distil: bool = False) -> _Job:
         teacher = t_seeds[list(seeds).index(seed) % len(t_seeds)] if distil else None
-        return _Job(name, seed, _with(base, upd), stages=stages, teacher_seed=teacher)
+        return _Job(name, seed, with_overrides(base, upd), stages=stages, teacher_seed=teacher)
 
     vat = {"models.student.modalities": "vat"}
     first: list[_Job] = [_Job("MatchLM", s, base, kind="teacher") for s in (t_seeds if need_teacher else [])]
@@ -354,7 +332,7 @@ def _prepare_teacher_media(root: Path, cfg: Config, media_dir: Path, progress: b
 def _track(result: dict[str, Any], markdown: str, reports: dict[tuple[str, int], dict[str, Any]], cfg: Config) -> None:
     import mlflow
 
-    from clipguard.registry.tracking import log_json, log_metrics, log_png
+    from clipguard.core.tracking import log_json, log_metrics, log_png
     from clipguard.training.loop import tracked_run
 
     lineage = Lineage(data_version=result["data_version"], encoder_version=result["features_version"])

@@ -12,7 +12,7 @@ yet). Both write to ``out_dir`` (default ``<model_dir>/eval``)::
 
     metrics_<split>.json   threshold, val and split metrics, per-subset metrics, lineage;
                            for the student also ``baseline`` (the best of the cheap reference
-                           methods on the same pairs, :func:`reference_baseline`), whose ap and
+                           methods on the same pairs, :func:`clipguard.eval.baselines.reference_baseline`), whose ap and
                            r_at_p80 join ``metrics`` as baseline_ap / baseline_r_at_p80 (the
                            gate's reference);
                            for the student also ``speed`` (:mod:`clipguard.eval.speed`), whose
@@ -23,12 +23,11 @@ yet). Both write to ``out_dir`` (default ``<model_dir>/eval``)::
     scores_<split>.parquet pair_id, split, label, score of the validation and evaluated pairs
 
 and, with ``track``, log the metrics, the JSON, a Markdown table of the subsets and the
-PNG to MLflow (:mod:`clipguard.registry.tracking`).
+PNG to MLflow (:mod:`clipguard.core.tracking`).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -36,45 +35,17 @@ import numpy as np
 import pandas as pd
 
 from clipguard.config import Config, load_config
+from clipguard.core.metrics import json_ready, save_pr_curves
+from clipguard.core.tracking import Lineage
 from clipguard.data.schema import data_version
-from clipguard.eval.metrics import ap_bootstrap_ci, at_prevalence, json_ready, save_pr_curves, val_test_metrics
-from clipguard.eval.subsets import ALL, subset_masks, subset_metrics
-from clipguard.registry.gate import BASELINE_PREFIX
-from clipguard.registry.tracking import Lineage
+from clipguard.eval.baselines import BASELINE_METRICS, reference_baseline
+from clipguard.eval.protocol import VAL_SPLIT, evaluate_scores, heldout_edit_types
+from clipguard.eval.subsets import ALL, subset_masks
 
-VAL_SPLIT = "val"
-BASELINE_METRICS = ("ap", "r_at_p80")
 PLOTTED_SUBSETS = (ALL, "reason_visual", "reason_audio", "reason_text", "heldout_edit", "heldout_source")
 
-
-def heldout_edit_types(root: str | Path) -> tuple[str, ...]:
-    """The held-out edit families ``corpus.json`` declares (none without one)."""
-    from clipguard.training.data import read_corpus_info
-
-    return tuple(read_corpus_info(root).get("edit_types", {}).get("heldout", ()))
-
-
-def evaluate_scores(
-    val_pairs: pd.DataFrame,
-    val_scores: np.ndarray,
-    pairs: pd.DataFrame,
-    scores: np.ndarray,
-    heldout_types: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Threshold from validation; overall and per-subset metrics of ``pairs`` at it (a plain dict)."""
-    val_labels = val_pairs["label"].to_numpy(dtype=np.int64)
-    labels = pairs["label"].to_numpy(dtype=np.int64)
-    result = val_test_metrics(val_labels, val_scores, labels, scores)
-    metrics = dict(result["test"])
-    if labels.sum() > 0:
-        metrics["ap_ci95_low"], metrics["ap_ci95_high"] = ap_bootstrap_ci(labels, scores)
-        metrics.update({f"{k}_at_5pct": v for k, v in at_prevalence(labels, scores).items()})
-    return {
-        "threshold": result["threshold"],
-        "val": result["val"],
-        "metrics": metrics,
-        "subsets": subset_metrics(labels, scores, subset_masks(pairs, heldout_types), result["threshold"]),
-    }
+BASELINE_PREFIX = "baseline_"
+"""``baseline_<metric>``: the reference method's value on the candidate's test pairs (``min_over_baseline``)."""
 
 
 def _write(
@@ -89,7 +60,7 @@ def _write(
     heldout_types: tuple[str, ...],
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    from clipguard.encoders.io import write_json
+    from clipguard.core.io import write_json
 
     labels = pairs["label"].to_numpy(dtype=np.int64)
     masks = subset_masks(pairs, heldout_types)
@@ -107,48 +78,6 @@ def _write(
     report = {**report, "files": {"json": str(out / f"metrics_{split}.json"), "png": str(png), "scores": str(scores_path)}}
     write_json(out / f"metrics_{split}.json", json_ready(report))
     return report
-
-
-def reference_baseline(
-    root: str | Path,
-    features_dir: str | Path,
-    val_pairs: pd.DataFrame,
-    pairs: pd.DataFrame,
-    cfg: Config,
-    heldout_types: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """The cheap reference methods (:data:`clipguard.baselines.scores.REFERENCE_METHODS`:
-    visual clip-embedding cosine, MiniLM text cosine, and the duration / frame-count
-    shortcuts) evaluated like the model, on the same val and split pairs.
-
-    Returns ``methods`` (each method's ``threshold``, ``val``, ``metrics``, ``n_errors``),
-    ``metrics`` (per metric the best value over
-    :data:`~clipguard.baselines.scores.GATE_REFERENCE_METHODS`: the gate's reference, so a
-    model must beat the strongest of them), ``best`` (metric -> the method that set it) and
-    ``method``/``threshold``/``n_errors`` of the gate method with the best AP. Per-subset
-    metrics stay with ``rci baselines``.
-    """
-    from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS, evaluate_baseline
-
-    methods: dict[str, Any] = {}
-    for method in REFERENCE_METHODS:
-        result, _ = evaluate_baseline(root, val_pairs, pairs, cfg, method, features_dir, heldout_types, progress=False)
-        methods[method] = {k: result[k] for k in ("threshold", "val", "metrics", "n_errors")}
-
-    def value(method: str, metric: str) -> float:
-        v = methods[method]["metrics"].get(metric)
-        return float("-inf") if v is None or math.isnan(v) else float(v)
-
-    best = {m: max(GATE_REFERENCE_METHODS, key=lambda name: value(name, m)) for m in BASELINE_METRICS}
-    top = best["ap"]
-    return {
-        "method": top,
-        "threshold": methods[top]["threshold"],
-        "n_errors": methods[top]["n_errors"],
-        "metrics": {m: methods[best[m]]["metrics"][m] for m in BASELINE_METRICS},
-        "best": best,
-        "methods": methods,
-    }
 
 
 def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,7 +99,7 @@ def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _track(report: dict[str, Any], cfg: Config, run_name: str, lineage: Lineage, split: str) -> None:
-    from clipguard.registry.tracking import log_json, log_markdown_table, log_metrics, log_png
+    from clipguard.core.tracking import log_json, log_markdown_table, log_metrics, log_png
     from clipguard.training.loop import tracked_run
 
     with tracked_run(True, run_name, cfg, lineage, {"rci.eval_split": split}, {"clipguard.step": "evaluate"}):

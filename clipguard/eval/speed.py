@@ -1,7 +1,7 @@
 """How fast the MatchLite student scores pairs from cached features, and how close to the machine's peak.
 
 TARGETS.md: student scoring from cached features at >= 500 pairs/s on 2 cores, and >= 30% of
-the machine's fp32 matmul peak; the student gate (``model_registry/policy.yaml``) requires
+the machine's fp32 matmul peak; the student gate (``clipguard/registry/policy.yaml``) requires
 ``pairs_per_s`` (floor) and ``p99_ms`` (ceiling). :func:`measure_student_speed` measures, in
 one process (torch's thread count restored after):
 

@@ -14,7 +14,7 @@ attributes only exist on one class:
   validation threshold is the number to watch.
 
 :func:`subset_masks` builds the masks from the pair manifest (columns that are absent are
-skipped) and :func:`subset_metrics` computes :func:`clipguard.eval.metrics.binary_metrics`
+skipped) and :func:`subset_metrics` computes :func:`clipguard.core.metrics.binary_metrics`
 on each; a subset without positives gets ``nan`` AP/R@P80 and still its FPR.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from clipguard.core.metrics import binary_metrics
 from clipguard.data.schema import PAIR_REASONS
-from clipguard.eval.metrics import binary_metrics
 from clipguard.training.data import split_edits
 
 ALL = "all"

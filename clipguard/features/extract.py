@@ -30,10 +30,10 @@ import pyarrow.parquet as pq
 import torch
 
 from clipguard.config import Config
+from clipguard.core.io import atomic_write, remove_stale_tmp, save_tensors, write_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.bundle import EncoderBundle
 from clipguard.encoders.inputs import ClipInput, decode_batches, read_accepted, resolve_media
-from clipguard.encoders.io import atomic_write, remove_stale_tmp, save_tensors, write_json
 from clipguard.encoders.runtime import configure_threads
 from clipguard.features.store_format import (
     ARRAYS_DIR,

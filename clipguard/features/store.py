@@ -45,9 +45,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipguard.config import FeastConfig
+from clipguard.config import Config, FeastConfig
 from clipguard.data.schema import VALIDATED_DIR, data_version
-from clipguard.features.store_format import CLIP_FEATURES_SCHEMA, FEATURES_FILE
+from clipguard.features.store_format import CLIP_FEATURES_SCHEMA, FEATURES_FILE, resolve_features_dir
 
 if TYPE_CHECKING:
     from feast import Entity, FeatureStore, FeatureView, FileSource, RepoConfig
@@ -624,3 +624,35 @@ def build_training_set(
     pq.write_table(result, tmp)
     os.replace(tmp, out_path)
     return report
+
+
+# --------------------------------------------------------------------------- one call per pipeline step
+
+
+def _configured_store(features_dir: str | Path, cfg: Config, *, apply: bool) -> FeatureStore:
+    """:func:`build_store` of the feature version at ``features_dir`` in the store ``cfg.feast``
+    names (``<work_dir>/<feast.dir>`` for the local SQLite store)."""
+    table = resolve_features_dir(features_dir) / FEATURES_FILE
+    return build_store(table, Path(cfg.work_dir) / cfg.feast.dir, cfg.feast, apply=apply)
+
+
+def materialize_features(features_dir: str | Path, cfg: Config) -> MaterializeReport:
+    """Apply the feature views of the feature version at ``features_dir`` (one Feast project
+    per encoder version) and materialize them incrementally into the configured online store:
+    the ``materialize_features`` step and ``clipguard features materialize``."""
+    return materialize(_configured_store(features_dir, cfg, apply=True))
+
+
+def training_set(
+    root: str | Path,
+    features_dir: str | Path,
+    out_path: str | Path,
+    cfg: Config,
+    *,
+    apply: bool = True,
+) -> TrainingSetReport:
+    """:func:`build_training_set` of ``root``'s pairs from the feature version at
+    ``features_dir``: the ``training_set`` step and ``clipguard features training-set``.
+    ``apply=False`` reads a registry whose views are applied already (after
+    :func:`materialize_features`)."""
+    return build_training_set(root, _configured_store(features_dir, cfg, apply=apply), out_path)

@@ -442,7 +442,7 @@ class IndexBuildResult:
 
 def index_version(encoder_version: str, data_versions: Sequence[str], params: IndexParams, clip_ids_digest: str) -> str:
     """``i`` + a short hash of what determines the index content."""
-    from clipguard.encoders.io import config_hash
+    from clipguard.core.io import config_hash
 
     spec = {
         "encoder_version": encoder_version,
@@ -511,7 +511,7 @@ def build_index(
             meta["bytes_per_vector"], time.perf_counter() - t0, True, 0,
         )
 
-    from clipguard.encoders.io import remove_stale_tmp
+    from clipguard.core.io import remove_stale_tmp
 
     index_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(index_dir)
@@ -627,7 +627,7 @@ def _trained_bytes(sample: np.ndarray, params: IndexParams) -> bytes:
 
 def _load_or_train(index_dir: Path, first_shard: np.ndarray, params: IndexParams) -> bytes:
     """The trained empty IVF-PQ (``trained.faiss``), trained on the first shard once."""
-    from clipguard.encoders.io import atomic_write
+    from clipguard.core.io import atomic_write
 
     path = index_dir / TRAINED_FILE
     if path.is_file():
@@ -653,7 +653,7 @@ def _save_shard(directory: Path, number: int, index: Any, first_row: int) -> dic
     """Write one shard atomically, then its description (``shard-NNNNN.json``: the resume record)."""
     import faiss
 
-    from clipguard.encoders.io import atomic_write, write_json
+    from clipguard.core.io import atomic_write, write_json
 
     path = directory / shard_file(number)
     atomic_write(path, lambda p: faiss.write_index(index, str(p)))
@@ -684,7 +684,7 @@ def _write_ids(directory: Path, ids: np.ndarray) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from clipguard.encoders.io import atomic_write
+    from clipguard.core.io import atomic_write
 
     table = pa.table({"clip_id": pa.array([str(c) for c in ids], type=pa.string())})
     atomic_write(directory / IDS_FILE, lambda p: pq.write_table(table, p))
@@ -693,7 +693,7 @@ def _write_ids(directory: Path, ids: np.ndarray) -> None:
 def _write_sidecar(directory: Path, params: IndexParams, meta: dict[str, Any], dim: int, n: int) -> None:
     import faiss
 
-    from clipguard.encoders.io import write_json
+    from clipguard.core.io import write_json
 
     index_bytes = sum(int(s["bytes"]) for s in meta["shards"])
     write_json(

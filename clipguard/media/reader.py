@@ -86,7 +86,7 @@ def _open(path: str | os.PathLike):
         raise MediaError(path, "empty_file")
     try:
         return av.open(str(p), mode="r")
-    except (av.error.FFmpegError, OSError, ValueError) as e:  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, OSError, ValueError) as e:
         raise MediaError(path, "decode_error", str(e)) from e
 
 
@@ -122,7 +122,7 @@ def probe(path: str | os.PathLike, vfr_packets: int = 240, vfr_tolerance: float 
                     break
             c.seek(0)
             first = next(c.decode(vs), None)
-        except (av.error.FFmpegError, ValueError) as e:  # type: ignore[attr-defined]
+        except (av.error.FFmpegError, ValueError) as e:
             raise MediaError(path, "decode_error", str(e)) from e
         if first is None:
             raise MediaError(path, "decode_error", "no decodable video frame")
@@ -204,7 +204,7 @@ def iter_frames(
                     if target >= stop - 1e-9:
                         return
                 prev = fr
-        except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+        except av.error.FFmpegError as e:
             raise MediaError(path, "decode_error", f"at t={target:.2f}s: {e}") from e
         # past the last frame: it stands for the remaining sampling times of the window
         # (to the end of the window, or up to the last frame's time when no end was given)
@@ -254,7 +254,7 @@ def read_audio(
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-        except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+        except av.error.FFmpegError as e:
             raise MediaError(path, "decode_error", f"audio: {e}") from e
         audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
         skip = max(0, int(round(((start - t0) if t0 is not None else 0.0) * sample_rate)))

@@ -312,11 +312,13 @@ def fuse_conv_bn_(module: nn.Module) -> int:
     folded = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.Sequential):
-            layers, kept = list(child), []
+            layers: list[nn.Module] = list(child)
+            kept: list[nn.Module] = []
             i = 0
             while i < len(layers):
-                if i + 1 < len(layers) and isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
-                    kept.append(fuse_conv_bn_eval(layers[i].eval(), layers[i + 1].eval()))
+                conv, bn = layers[i], (layers[i + 1] if i + 1 < len(layers) else None)
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    kept.append(fuse_conv_bn_eval(conv.eval(), bn.eval()))
                     folded += 1
                     i += 2
                 else:

@@ -861,3 +861,63 @@ def feature_timeline(
         reference_splits=splits,
         encoder_version=ref_version,
     )
+
+
+# --------------------------------------------------------------------------- one call per pipeline step
+
+RESULT_FILE = "result.json"
+"""``<out_dir>/result.json``: the :class:`DriftResult` of :func:`check_window` (what the alert reads)."""
+
+
+def load_features(
+    features: str | Path, root: str | Path | None = None, splits: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The extracted clip features at ``features``, joined with ``root``'s manifest
+    (:func:`with_manifest`: split, text, timestamps) and restricted to ``splits``
+    (:func:`select_reference`) when given."""
+    from clipguard.features.store_format import read_clip_features
+
+    df = read_clip_features(features)
+    if root is not None:
+        df = with_manifest(df, root)
+        if splits is not None:
+            df = select_reference(df, splits)
+    return df
+
+
+def fit_reference_projection(
+    reference_features: str | Path, cfg: DriftConfig, reference_root: str | Path | None = None
+) -> Projection:
+    """The drift projection of a reference: :func:`fit_projection` (``cfg.projection_dims``
+    components per embedding column) on its features, restricted to ``cfg.reference_splits``
+    of ``reference_root`` when one is given (the ``fit_drift_projection`` step)."""
+    splits = cfg.reference_splits if reference_root is not None else None
+    return fit_projection(load_features(reference_features, reference_root, splits), dims=cfg.projection_dims)
+
+
+def check_window(
+    reference_features: str | Path,
+    current_features: str | Path,
+    projection: str | Path | Projection,
+    cfg: DriftConfig,
+    out_dir: str | Path,
+    *,
+    reference_root: str | Path | None = None,
+    current_root: str | Path | None = None,
+) -> DriftResult:
+    """:func:`drift_report` of one traffic window against the reference (the ``drift_check``
+    step), labelled with the window's period; writes ``<out_dir>/drift.{html,json}`` and
+    ``<out_dir>/result.json`` (:data:`RESULT_FILE`).
+
+    With both data roots the reference is restricted to ``cfg.reference_splits`` and the text
+    groups are compared too; without them whole feature tables are compared on the vector and
+    audio columns only.
+    """
+    joined = reference_root is not None and current_root is not None
+    reference = load_features(reference_features, reference_root if joined else None, cfg.reference_splits if joined else None)
+    current = load_features(current_features, current_root if joined else None)
+    fitted = projection if isinstance(projection, Projection) else Projection.load(projection)
+    out = Path(out_dir)
+    result = drift_report(reference, current, fitted, cfg, out, period=window_period(current))
+    (out / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2))
+    return result

@@ -17,7 +17,7 @@ then every pair is scored (:mod:`clipguard.rci.student`).
 The output CSV holds the input columns plus ``score`` (P(reproduced), empty on error),
 ``label`` (1/0 at ``threshold``, empty without a threshold or on error), ``threshold``,
 ``error`` (empty, or ``"<reason>: <message>"`` naming the side and file: an unreadable file
-is a per-row error, never a crash), ``model_uri``, ``model_version`` and ``encoder_version``.
+is a per-row error, never a crash), ``model_uri``, ``model_version``, ``encoder_version`` and ``data_version`` (the training data).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SIDES = ("query", "candidate")
 TEXT_FIELDS = ("title", "ocr", "asr")
 REQUIRED_COLUMNS = ("query_path", "candidate_path")
-OUTPUT_COLUMNS = ("score", "label", "threshold", "error", "model_uri", "model_version", "encoder_version")
+OUTPUT_COLUMNS = ("score", "label", "threshold", "error", "model_uri", "model_version", "encoder_version", "data_version")
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ def score_pairs(
             match the student (another encoder version or feature size).
         FileNotFoundError / ModelNotFoundError: no encoders / no model.
     """
+    from clipguard.core.io import atomic_write
     from clipguard.encoders.bundle import EncoderBundle
-    from clipguard.encoders.io import atomic_write
     from clipguard.encoders.runtime import configure_threads
     from clipguard.media.reader import MediaError
     from clipguard.rci.encode import EncodedClip, MediaRequest, encode_media, student_modalities
@@ -210,6 +210,7 @@ def score_pairs(
     out["error"] = errors
     out["model_uri"] = student.model_uri
     out["model_version"] = student.model_version
+    out["data_version"] = student.data_version or ""
     out["encoder_version"] = enc_version
     out_path = Path(out_csv)
     atomic_write(out_path, lambda p: out.to_csv(p, index=False, na_rep=""))

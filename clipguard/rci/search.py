@@ -105,7 +105,7 @@ class VideoSearcher:
         Returns one dict per candidate, in retrieval order: ``rank``, ``clip_id``,
         ``similarity`` (cosine of the clip embeddings), ``score`` (the student's
         P(reproduced)), ``label`` (at the model's threshold; None without one),
-        ``threshold``, ``model_uri``, ``model_version``, ``encoder_version``,
+        ``threshold``, ``model_uri``, ``model_version``, ``encoder_version``, ``data_version``,
         ``index_version``.
 
         Raises:
@@ -139,6 +139,7 @@ class VideoSearcher:
                 "model_version": self.student.model_version,
                 "encoder_version": self.encoder_version,
                 "index_version": self.index.version,
+                "data_version": self.student.data_version,
             }
             for r, (cid, sim, score) in enumerate(zip(ids, sims, scores))
         ]

@@ -5,7 +5,7 @@
 * a **registry URI** — ``models:/<name>@<alias>`` (default ``cfg.rci.model_uri``,
   ``models:/clipguard-student@champion``), ``models:/<name>/<version>`` — loaded through
   ``mlflow.pyfunc.load_model(...).get_raw_model()`` (the no-pickle safetensors flavor of
-  :mod:`clipguard.registry.pyfunc`) from the store :func:`clipguard.registry.tracking.configure_tracking`
+  :mod:`clipguard.registry.pyfunc`) from the store :func:`clipguard.core.tracking.configure_tracking`
   selects; or
 * a **local directory** in the ``save_pretrained`` layout (``config.json`` +
   ``model.safetensors``, e.g. a trained student under ``<work_dir>/rci/students/``).
@@ -71,6 +71,8 @@ class LoadedStudent:
     threshold: float | None
     encoder_model: str | None = None
     """the registered encoder version (``<name>/<version>``) linked from the student's version"""
+    data_version: str | None = None
+    """the validated data the student was trained on (its lineage), when recorded"""
 
 
 def _threshold_from_dir(model_dir: Path) -> float | None:
@@ -86,13 +88,15 @@ def _threshold_from_dir(model_dir: Path) -> float | None:
 
 
 def _load_dir(model_dir: Path, uri: str) -> LoadedStudent:
-    from clipguard.encoders.io import directory_fingerprint
+    from clipguard.core.io import directory_fingerprint
 
     model = MatchLiteForPairClassification.from_pretrained(model_dir).for_inference()
     training = model_dir / TRAINING_FILE
     meta = json.loads(training.read_text()) if training.is_file() else {}
     version = str(meta.get("version") or "m" + directory_fingerprint(str(model_dir.resolve())))
-    return LoadedStudent(model, uri, version, meta.get("features_version"), _threshold_from_dir(model_dir))
+    return LoadedStudent(
+        model, uri, version, meta.get("features_version"), _threshold_from_dir(model_dir), data_version=meta.get("data_version")
+    )
 
 
 def _registry_version(client: Any, uri: str) -> Any | None:
@@ -117,8 +121,9 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
+    from clipguard.core.tracking import configure_tracking
     from clipguard.registry.encoders import ENCODER_MODEL_TAG
-    from clipguard.registry.tracking import configure_tracking, model_metrics
+    from clipguard.registry.versions import model_metrics
 
     configure_tracking(cfg)
     client = mlflow.MlflowClient()
@@ -133,15 +138,16 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
         threshold = _threshold_from_dir(data_dir)
     if not isinstance(raw, MatchLiteForPairClassification):
         raise TypeError(f"{uri} is a {type(raw).__name__}, not a MatchLite student")
-    encoder_version = encoder_model = None
+    encoder_version = encoder_model = data_ver = None
     model_version = uri
     if version is not None:
         model_version = f"{version.name}/{version.version}"
         encoder_version = (version.tags or {}).get("encoder_version")
         encoder_model = (version.tags or {}).get(ENCODER_MODEL_TAG)
+        data_ver = (version.tags or {}).get("data_version")
         metric = model_metrics(client, version).get(THRESHOLD_METRIC)
         threshold = float(metric) if metric is not None else threshold
-    return LoadedStudent(raw.for_inference(), uri, model_version, encoder_version, threshold, encoder_model)
+    return LoadedStudent(raw.for_inference(), uri, model_version, encoder_version, threshold, encoder_model, data_ver)
 
 
 def load_student(model: str | Path | None, cfg: Config) -> LoadedStudent:

@@ -1,6 +1,6 @@
 """MLflow tracking, the model registry, the promotion gate and promotion/rollback.
 
-- :mod:`~clipguard.registry.tracking`: :func:`configure_tracking`, :func:`start_run` with
+- :mod:`~clipguard.core.tracking`: :func:`configure_tracking`, :func:`start_run` with
   :class:`Lineage` tags, ``log_*`` helpers, :func:`log_model` (register a safetensors model);
 - :mod:`~clipguard.registry.pyfunc`: the no-pickle pyfunc flavor those models load with;
 - :mod:`~clipguard.registry.gate`: :func:`gate_version` (policy floors, no-regression vs the
@@ -12,6 +12,17 @@ MLflow is imported inside the functions, so importing this package is cheap.
 See ``model_registry/README.md`` for the workflow.
 """
 
+from clipguard.core.tracking import (
+    Lineage,
+    RegistryError,
+    TrackingSetup,
+    configure_tracking,
+    log_json,
+    log_markdown_table,
+    log_metrics,
+    log_png,
+    start_run,
+)
 from clipguard.registry.gate import (
     GateCheck,
     GateDecision,
@@ -32,21 +43,7 @@ from clipguard.registry.promote import (
     show,
 )
 from clipguard.registry.pyfunc import ModelPackageError
-from clipguard.registry.tracking import (
-    Lineage,
-    RegistryError,
-    TrackingSetup,
-    UnknownFamilyError,
-    UnknownVersionError,
-    configure_tracking,
-    log_json,
-    log_markdown_table,
-    log_metrics,
-    log_model,
-    log_png,
-    registered_model_name,
-    start_run,
-)
+from clipguard.registry.versions import UnknownFamilyError, UnknownVersionError, log_model, registered_model_name
 
 __all__ = [
     "GateCheck",

@@ -22,13 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config, load_config
-from clipguard.registry.tracking import (
-    RegistryError,
-    get_model_version,
-    numeric_leaves,
-    registered_model_name,
-    registry_client,
-)
+from clipguard.core.tracking import RegistryError, numeric_leaves
+from clipguard.registry.versions import get_model_version, registered_model_name, registry_client
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +42,7 @@ def download_model_dir(family: str, version: str | int, dst: str | Path, *, cfg:
     import mlflow
     from mlflow.models import Model
 
-    from clipguard.registry.tracking import configure_tracking
+    from clipguard.core.tracking import configure_tracking
 
     cfg = cfg or load_config()
     name = registered_model_name(family, cfg)

@@ -24,17 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipguard.config import Config, load_config
+from clipguard.core.tracking import Lineage, RegistryError
 from clipguard.encoders.bundle import AUDIO_WEIGHTS, ENCODER_FILE, HEADS_WEIGHTS, VISION_WEIGHTS, EncoderBundle
 from clipguard.registry.pyfunc import CONFIG_FILE, WEIGHTS_FILE
-from clipguard.registry.tracking import (
-    Lineage,
-    RegistryError,
-    UnknownVersionError,
-    get_model_version,
-    log_model,
-    registered_model_name,
-    registry_client,
-)
+from clipguard.registry.versions import UnknownVersionError, get_model_version, log_model, registered_model_name, registry_client
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -85,7 +78,7 @@ def unpack_registered(model_dir: str | Path, dst: str | Path) -> Path:
     Raises:
         FileNotFoundError: ``model_dir`` is not a registered encoder.
     """
-    from clipguard.encoders.io import write_json
+    from clipguard.core.io import write_json
 
     src, d = Path(model_dir), Path(dst)
     for name in (WEIGHTS_FILE, CONFIG_FILE):

@@ -1,6 +1,6 @@
 """The promotion gate: a candidate model version becomes ``challenger`` only if it passes.
 
-The policy (``model_registry/policy.yaml``, see its README) gives, per model family, rules
+The policy (``clipguard/registry/policy.yaml``, see its README) gives, per model family, rules
 per metric:
 
 ``threshold``
@@ -50,17 +50,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clipguard.config import REPO_ROOT, Config, load_config
-from clipguard.registry.tracking import (
-    Lineage,
-    RegistryError,
-    get_model_version,
-    model_aliases,
-    model_metrics,
-    numeric_leaves,
-    registered_model_name,
-    registry_client,
-)
+from clipguard.config import Config, load_config
+from clipguard.core.tracking import Lineage, RegistryError, numeric_leaves
+from clipguard.eval.evaluate import BASELINE_PREFIX
+from clipguard.registry.versions import get_model_version, model_aliases, model_metrics, registered_model_name, registry_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -75,9 +68,6 @@ GATE_PASSED = "passed"
 GATE_FAILED = "failed"
 
 CheckKind = Literal["present", "floor", "over_baseline", "no_regression", "improvement", "same_test_set"]
-
-BASELINE_PREFIX = "baseline_"
-"""``baseline_<metric>``: the reference method's value on the candidate's test pairs (``min_over_baseline``)."""
 
 
 class PolicyError(RegistryError, ValueError):
@@ -153,14 +143,24 @@ class GatePolicy(BaseModel):
         return self.families[family]
 
 
+PACKAGED_POLICY = Path(__file__).resolve().with_name("policy.yaml")
+"""The gate policy that ships with the package (``registry.policy_path`` unset)."""
+
+
 def policy_path(cfg: Config | None = None) -> Path:
-    """``registry.policy_path``, a relative path looked up in the current directory, then the repo root."""
-    raw = Path((cfg or load_config()).registry.policy_path)
-    candidates = [raw] if raw.is_absolute() else [Path.cwd() / raw, REPO_ROOT / raw]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise PolicyError(f"gate policy {raw} not found (looked in: {', '.join(map(str, candidates))})")
+    """``registry.policy_path`` (a relative path is read from the current directory), else the
+    packaged :data:`PACKAGED_POLICY`.
+
+    Raises:
+        PolicyError: the configured file does not exist.
+    """
+    configured = (cfg or load_config()).registry.policy_path
+    if configured is None:
+        return PACKAGED_POLICY
+    path = Path(configured) if Path(configured).is_absolute() else Path.cwd() / configured
+    if not path.is_file():
+        raise PolicyError(f"gate policy {configured} not found (registry.policy_path; looked at {path})")
+    return path
 
 
 def load_policy(path: str | Path | None = None, *, cfg: Config | None = None) -> GatePolicy:
@@ -278,6 +278,8 @@ def _baseline_check(metric: str, rule: MetricRule, value: float, baseline_value:
     """``metric`` must beat ``baseline_<metric>`` by ``rule.min_over_baseline`` (MLflow's min_absolute_change)."""
     from mlflow.models import MetricThreshold
 
+    if rule.min_over_baseline is None:
+        raise ValueError(f"{metric}: the over-baseline check needs a rule with min_over_baseline")
     margin = float(rule.min_over_baseline)
     key = BASELINE_PREFIX + metric
     if baseline_value is None or not math.isfinite(baseline_value):
@@ -469,7 +471,7 @@ def gate_version(
         version: the candidate version number.
         policy: default :func:`load_policy` of the configuration.
         candidate_metrics: the candidate's metrics; default those attached to its logged
-            model by :func:`~clipguard.registry.tracking.log_model`.
+            model by :func:`~clipguard.registry.versions.log_model`.
         extra_metrics: merged over the candidate's, e.g. :func:`read_metrics_json` of a
             benchmark result (``pairs_per_s``, ``p99_ms``).
         champion_metrics: the champion's metrics on the candidate's test set. Default: the

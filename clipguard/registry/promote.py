@@ -27,14 +27,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from clipguard.config import Config, load_config
+from clipguard.core.tracking import RegistryError
 from clipguard.registry.gate import ALIAS_CHALLENGER, ALIAS_CHAMPION, GATE_PASSED, TAG_GATE
-from clipguard.registry.tracking import (
-    RegistryError,
-    get_model_version,
-    model_aliases,
-    registered_model_name,
-    registry_client,
-)
+from clipguard.registry.versions import get_model_version, model_aliases, registered_model_name, registry_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

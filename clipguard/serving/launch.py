@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipguard.config import REPO_ROOT
-
 SERVICE = "clipguard.serving.service:ClipGuard"
 """Import path of the entry service (also the ``service`` of bentofile.yaml)."""
 
@@ -100,7 +98,6 @@ def local_server(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             cmd,
-            cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"},

@@ -1,6 +1,7 @@
 """Package the RCI service as a bento for a registered model version (``bentoml build``).
 
-:func:`build_bento` runs ``bentoml build`` with the repository's ``bentofile.yaml`` in a
+:func:`build_bento` runs ``bentoml build`` with ``serving.bentofile`` (the checkout's
+``bentofile.yaml``; its folder is the build context) in a
 child process whose ``BENTOML_HOME`` is the bento store (default ``<work_dir>/bentoml``, or
 ``serving.bentoml_home``), labels the bento with the versions it was built for (registered
 model and version, its training/data/encoder/index versions, the gate result) and returns
@@ -25,12 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clipguard.config import REPO_ROOT, Config, load_config
+from clipguard.config import Config, load_config
 
 log = logging.getLogger(__name__)
-
-BENTOFILE = REPO_ROOT / "bentofile.yaml"
-"""The bento's build file (service, included files, Python requirements)."""
 
 LABEL_PREFIX = "clipguard."
 TAG_MARKER = "__tag__:"
@@ -73,14 +71,9 @@ def model_labels(family: str, version: str | int | None, cfg: Config) -> dict[st
         UnknownFamilyError / UnknownVersionError: no such family or version.
         BentoBuildError: ``version`` is None and the family has no champion.
     """
+    from clipguard.core.tracking import Lineage
     from clipguard.registry.gate import ALIAS_CHAMPION, TAG_GATE
-    from clipguard.registry.tracking import (
-        Lineage,
-        get_model_version,
-        model_aliases,
-        registered_model_name,
-        registry_client,
-    )
+    from clipguard.registry.versions import get_model_version, model_aliases, registered_model_name, registry_client
 
     name = registered_model_name(family, cfg)
     client = registry_client(cfg)
@@ -101,11 +94,11 @@ def model_labels(family: str, version: str | int | None, cfg: Config) -> dict[st
     return {f"{LABEL_PREFIX}{k}": str(v) for k, v in labels.items()}
 
 
-def _run(cmd: list[str], home: Path, what: str, timeout_s: float) -> str:
+def _run(cmd: list[str], home: Path, what: str, timeout_s: float, cwd: Path | None = None) -> str:
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     try:
         proc = subprocess.run(
-            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as e:
         raise BentoBuildError(f"{what}: `bentoml {cmd[3]}` did not finish within {timeout_s:.0f} s") from e
@@ -121,7 +114,7 @@ def build_bento(
     *,
     cfg: Config | None = None,
     home: str | Path | None = None,
-    bentofile: str | Path = BENTOFILE,
+    bentofile: str | Path | None = None,
     labels: Mapping[str, str] | None = None,
     export_to: str | Path | None = None,
     timeout_s: float = 600.0,
@@ -130,8 +123,9 @@ def build_bento(
 
     Args:
         home: the bento store (``BENTOML_HOME``); default :func:`bentoml_home`.
-        bentofile: the build file (default the repository's ``bentofile.yaml``; its
-            ``include`` paths are anchored at the repository root, the build context).
+        bentofile: the build file (default ``serving.bentofile``: ``bentofile.yaml`` of the
+            current directory); its folder is the build context its ``include`` paths are
+            anchored at (the source checkout).
         labels: extra labels, merged over the model's.
         export_to: a folder to write ``<name>-<version>.bento`` into (``bentoml export``).
 
@@ -142,9 +136,11 @@ def build_bento(
             timed out (the message holds the end of its output).
     """
     cfg = cfg or load_config()
-    bentofile = Path(bentofile).absolute()
+    bentofile = Path(bentofile if bentofile is not None else cfg.serving.bentofile).absolute()
     if not bentofile.is_file():
-        raise FileNotFoundError(f"bentofile {bentofile} not found")
+        raise FileNotFoundError(
+            f"bentofile {bentofile} not found: build from the clipguard checkout, or set serving.bentofile"
+        )
     store = Path(home).expanduser().absolute() if home is not None else bentoml_home(cfg)
     store.mkdir(parents=True, exist_ok=True)
     all_labels = {**model_labels(family, version, cfg), **(labels or {})}
@@ -153,7 +149,7 @@ def build_bento(
     cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "-o", "tag"]
     for key, value in all_labels.items():
         cmd += ["--label", f"{key}={value}"]
-    out = _run([*cmd, str(REPO_ROOT)], store, what, timeout_s)
+    out = _run([*cmd, str(bentofile.parent)], store, what, timeout_s, cwd=bentofile.parent)
     tags = [line.split(TAG_MARKER, 1)[1].strip() for line in out.splitlines() if TAG_MARKER in line]
     if not tags:
         raise BentoBuildError(f"{what}: `bentoml build` printed no bento tag:\n{out[-2000:]}")

@@ -212,8 +212,8 @@ def resolve_registry_version(ref: ModelRef, cfg: Config) -> str | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from clipguard.core.tracking import resolve_tracking_uri
     from clipguard.rci.student import ModelNotFoundError
-    from clipguard.registry.tracking import resolve_tracking_uri
 
     client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(cfg))
     try:
@@ -745,6 +745,7 @@ class ServingRuntime:
                 model_version=served.model.version,
                 encoder_version=served.source.encoder_version,
                 index_version=served.index_version,
+            data_version=served.model.student.data_version,
                 threshold=served.model.threshold,
                 threshold_source=served.model.threshold_source,
                 features_dir=str(served.source.root),
@@ -783,6 +784,7 @@ class ServingRuntime:
             model_version=served.model.version,
             encoder_version=served.source.encoder_version,
             index_version=served.index_version,
+            data_version=served.model.student.data_version,
         )
 
     def require_pairs(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -856,6 +858,7 @@ class ServingRuntime:
             model_version=served.model.version,
             encoder_version=served.source.encoder_version,
             index_version=served.index_version,
+            data_version=served.model.student.data_version,
         )
 
     def search(self, clip_id: str, k: int) -> SearchResponse:

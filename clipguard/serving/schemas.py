@@ -1,7 +1,7 @@
 """Request and response bodies of the RCI service (pydantic; BentoML builds its OpenAPI from them).
 
 Every scoring or search response names the versions that made the decision (DESIGN §4):
-``model_version`` (the student: ``<registered name>/<version>`` for a registry model, the
+``data_version`` (the validated data the student was trained on), ``model_version`` (the student: ``<registered name>/<version>`` for a registry model, the
 training version for a model directory), ``encoder_version`` (the frozen encoders whose
 cached features were scored) and ``index_version`` (the FAISS index a search used, or the
 one loaded beside the model; ``None`` when the service runs without an index).
@@ -32,8 +32,9 @@ class Versions(_Body):
     """The versions behind a decision."""
 
     model_version: str
-    encoder_version: str
+    encoder_version: str = Field(description="the features' version: the frozen encoders that made them")
     index_version: str | None = None
+    data_version: str | None = Field(None, description="the validated data the model was trained on (its lineage)")
 
 
 class PairScore(Versions):
@@ -73,6 +74,7 @@ class HealthResponse(_Body):
     model_version: str | None = None
     encoder_version: str | None = None
     index_version: str | None = None
+    data_version: str | None = None
     threshold: float | None = None
     threshold_source: str | None = None
     features_dir: str | None = None

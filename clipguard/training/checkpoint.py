@@ -31,7 +31,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from clipguard.encoders.io import remove_stale_tmp, save_tensors, write_json
+from clipguard.core.io import remove_stale_tmp, save_tensors, write_json
 
 STATE_FILE = "state.json"
 FORMAT = "clipguard-checkpoint/1"

@@ -26,7 +26,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from clipguard.config import Config
-from clipguard.registry.tracking import Lineage
+from clipguard.core.tracking import Lineage
 from clipguard.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
@@ -158,14 +158,14 @@ def tracked_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[bool]:
-    """An MLflow run via :func:`clipguard.registry.tracking.start_run` (nested inside an active
+    """An MLflow run via :func:`clipguard.core.tracking.start_run` (nested inside an active
     run), or nothing when ``enabled`` is False; yields whether a run is active."""
     if not enabled:
         yield False
         return
     import mlflow
 
-    from clipguard.registry.tracking import start_run
+    from clipguard.core.tracking import start_run
 
     with start_run(run_name, cfg=cfg, lineage=lineage, params=params, tags=tags, nested=mlflow.active_run() is not None):
         yield True
@@ -176,7 +176,7 @@ def epoch_logger(active: bool) -> Callable[[dict[str, Any]], None] | None:
     run (step = epoch), or None when ``active`` is False."""
     if not active:
         return None
-    from clipguard.registry.tracking import log_metrics
+    from clipguard.core.tracking import log_metrics
 
     def on_log(record: dict[str, Any]) -> None:
         log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))

@@ -40,9 +40,9 @@ import torch
 from torch.utils.data import Dataset
 
 from clipguard.config import Config
+from clipguard.core.io import config_hash, publish_tensor_dir
 from clipguard.data.schema import data_version
 from clipguard.encoders.inputs import decode_batches, read_accepted
-from clipguard.encoders.io import config_hash, publish_tensor_dir
 from clipguard.models.frames import allocate_pair_frames
 from clipguard.models.matchlm import MatchLMProcessor
 

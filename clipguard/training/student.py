@@ -37,13 +37,13 @@ import torch
 from torch import nn
 
 from clipguard.config import Config, StudentConfig
+from clipguard.core.io import config_hash, write_json
+from clipguard.core.tracking import Lineage
 from clipguard.data.schema import data_version
-from clipguard.encoders.io import config_hash, write_json
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.features.store_format import read_manifest, resolve_features_dir
 from clipguard.models.kd import DistillationLoss
 from clipguard.models.matchlite import ARCHITECTURE_REVISION, MatchLiteConfig, MatchLiteForPairClassification
-from clipguard.registry.tracking import Lineage
 from clipguard.training.data import (
     EditVocabulary,
     FeatureBank,
@@ -227,7 +227,7 @@ def _result(model_dir: Path, meta: dict[str, Any], **override: Any) -> StudentRe
 
 
 def _val_metrics(model: MatchLiteForPairClassification, val: StudentPairs | None, batch_size: int) -> dict[str, float]:
-    from clipguard.eval.metrics import average_precision, recall_at_precision
+    from clipguard.core.metrics import average_precision, recall_at_precision
 
     if val is None or len(val) == 0:
         return {}
@@ -380,7 +380,7 @@ def _run_stage(
         }
         write_json(model_dir / TRAINING_FILE, meta)
         if active:
-            from clipguard.registry.tracking import log_json
+            from clipguard.core.tracking import log_json
 
             log_json(meta, f"rci/student_stage{stage}_training.json")
     shutil.rmtree(model_dir / CHECKPOINT_SUBDIR, ignore_errors=True)

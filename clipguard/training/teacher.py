@@ -40,10 +40,10 @@ from typing import Any
 import pandas as pd
 
 from clipguard.config import Config
+from clipguard.core.io import config_hash, directory_fingerprint, write_json
+from clipguard.core.tracking import Lineage
 from clipguard.data.schema import data_version
-from clipguard.encoders.io import config_hash, directory_fingerprint, write_json
 from clipguard.encoders.runtime import configure_threads, seeded
-from clipguard.registry.tracking import Lineage
 from clipguard.training.data import EditVocabulary, epoch_loader, load_pairs, task_labels
 from clipguard.training.loop import epoch_logger, epoch_seed, fit, make_scheduler, tracked_run
 
@@ -275,7 +275,7 @@ def train_teacher(
         }
         write_json(model_dir / TRAINING_FILE, meta)
         if active:
-            from clipguard.registry.tracking import log_json
+            from clipguard.core.tracking import log_json
 
             log_json(meta, "rci/teacher_training.json")
     shutil.rmtree(model_dir / CHECKPOINT_SUBDIR, ignore_errors=True)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from clipguard.config import Config
+from clipguard.core.io import config_hash, directory_fingerprint, remove_stale_tmp, save_tensors, write_json
 from clipguard.data.schema import data_version
-from clipguard.encoders.io import config_hash, directory_fingerprint, remove_stale_tmp, save_tensors, write_json
 from clipguard.encoders.runtime import configure_threads
 from clipguard.training.data import load_pairs
 from clipguard.training.teacher import (

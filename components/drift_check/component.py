@@ -36,27 +36,24 @@ def drift_check(
     """
     import json
     import shutil
-    from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.features.store_format import read_clip_features
-    from clipguard.monitoring.drift import Projection, drift_report, select_reference, window_period, with_manifest
+    from clipguard.monitoring.drift import RESULT_FILE, check_window
 
     cfg = load_config(profile, json.loads(overrides_json))
-    reference_df = read_clip_features(reference.path)
-    current_df = read_clip_features(current.path)
-    if reference_root is not None and current_root is not None:
-        reference_df = select_reference(with_manifest(reference_df, reference_root.path), cfg.drift.reference_splits)
-        current_df = with_manifest(current_df, current_root.path)
-    out = Path(result.path)
-    decision = drift_report(
-        reference_df, current_df, Projection.load(projection.path), cfg.drift, out, period=window_period(current_df)
+    decision = check_window(
+        reference.path,
+        current.path,
+        projection.path,
+        cfg.drift,
+        result.path,
+        reference_root=reference_root.path if reference_root is not None else None,
+        current_root=current_root.path if current_root is not None else None,
     )
     shutil.copyfile(decision.html_path, report.path)
-    (out / "result.json").write_text(json.dumps(decision.to_dict(), indent=2))
     metrics.log_metric("share_drifted", decision.share_drifted)
     metrics.log_metric("drifted_columns", len(decision.drifted_columns))
     metrics.log_metric("n_reference", decision.n_reference)
     metrics.log_metric("n_current", decision.n_current)
-    result.metadata.update({"result_file": "result.json", "drifted": decision.drifted})
+    result.metadata.update({"result_file": RESULT_FILE, "drifted": decision.drifted})
     return decision.drifted

@@ -25,14 +25,10 @@ def fit_drift_projection(
     import json
 
     from clipguard.config import load_config
-    from clipguard.features.store_format import read_clip_features
-    from clipguard.monitoring.drift import fit_projection, select_reference, with_manifest
+    from clipguard.monitoring.drift import fit_reference_projection
 
     cfg = load_config(profile, json.loads(overrides_json))
-    reference_df = read_clip_features(reference.path)
-    if root is not None:
-        reference_df = select_reference(with_manifest(reference_df, root.path), cfg.drift.reference_splits)
-    fitted = fit_projection(reference_df, dims=cfg.drift.projection_dims)
+    fitted = fit_reference_projection(reference.path, cfg.drift, root.path if root is not None else None)
     fitted.save(projection.path)
     projection.metadata.update(
         {

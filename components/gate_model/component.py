@@ -18,7 +18,7 @@ def gate_model(
     profile: str = "local",
     overrides_json: str = "{}",
 ) -> bool:
-    """Gate registry version ``version`` of ``family`` against ``model_registry/policy.yaml``;
+    """Gate registry version ``version`` of ``family`` against ``clipguard/registry/policy.yaml``;
     returns whether it passed.
 
     When the champion was evaluated on another data version than the candidate, it is

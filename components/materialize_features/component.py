@@ -25,13 +25,9 @@ def materialize_features(
     from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.features.store import build_store, materialize
-    from clipguard.features.store_format import FEATURES_FILE, resolve_features_dir
+    from clipguard.features.store import materialize_features as materialize
 
-    cfg = load_config(profile, json.loads(overrides_json))
-    table = resolve_features_dir(features.path) / FEATURES_FILE
-    store = build_store(table, Path(cfg.work_dir) / cfg.feast.dir, cfg.feast)
-    report = materialize(store)
+    report = materialize(features.path, load_config(profile, json.loads(overrides_json)))
     Path(feast_store.path).write_text(json.dumps(report.to_dict(), indent=2))
     for view, clips in report.clips.items():
         metrics.log_metric(f"{view}_clips", clips)

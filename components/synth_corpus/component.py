@@ -1,4 +1,4 @@
-"""Generate the synthetic multimodal corpus (clipguard.data.synth.generate_corpus)."""
+"""Generate the synthetic multimodal corpus (clipguard.synth.generate_corpus)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
@@ -23,7 +23,7 @@ def synth_corpus(
     from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.data.synth import generate_corpus
+    from clipguard.synth import generate_corpus
 
     cfg = load_config(profile, {**json.loads(overrides_json), "seed": seed})
     summary = generate_corpus(Path(corpus.path), seed=seed, cfg=cfg, clips=clips or None, days=days or None)

@@ -22,16 +22,12 @@ def training_set(
     applied; the table is written to ``pairs`` (Parquet, ``q_*`` / ``c_*`` feature columns).
     """
     import json
-    from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.features.store import build_store, build_training_set
-    from clipguard.features.store_format import FEATURES_FILE, resolve_features_dir
+    from clipguard.features.store import training_set as join_training_set
 
     cfg = load_config(profile, json.loads(overrides_json))
-    table = resolve_features_dir(features.path) / FEATURES_FILE
-    store = build_store(table, Path(cfg.work_dir) / cfg.feast.dir, cfg.feast, apply=False)
-    report = build_training_set(Path(root.path), store, Path(pairs.path))
+    report = join_training_set(root.path, features.path, pairs.path, cfg, apply=False)
     for name in ("pairs", "complete", "missing_query", "missing_candidate"):
         metrics.log_metric(name, getattr(report, name))
     pairs.metadata.update({"project": report.project, "feast_project": feast_store.metadata.get("project", "")})

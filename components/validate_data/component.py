@@ -24,14 +24,13 @@ def validate_data(
     from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.data.schema import data_version
     from clipguard.data.validate import validate_manifests
 
     cfg = load_config(profile, json.loads(overrides_json))
     out = Path(validated.path) / "validated"
     result = validate_manifests(Path(raw.path), cfg, out_dir=out, progress=False)
     shutil.copyfile(out / "report.html", report.path)
-    version = data_version(Path(validated.path))
+    version = result.data_version  # computed once, by validation; every later step reads it
     sections = {"clips": result.clips, "pairs": result.pairs}
     for name, counts in sections.items():
         if counts is not None:

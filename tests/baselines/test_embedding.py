@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clipguard.baselines import baseline_pair_scores, baseline_scores, compare_baselines
+from clipguard.baselines import baseline_pair_scores, baseline_scores
 from clipguard.data.schema import PAIR_COLUMNS, VALIDATED_DIR, arrow_schema
+from clipguard.eval.baselines import compare_baselines
 from clipguard.features.store_format import FEATURES_FILE
 
 

@@ -1,4 +1,4 @@
-"""The synthetic corpus generator (clipguard.data.synth) on a small configuration.
+"""The synthetic corpus generator (clipguard.synth) on a small configuration.
 
 One corpus is generated per module (60 base clips, 4 days, trend on day 2, one 44-s
 livestream, 2-4 s uploads) and shared by the tests; a second one with the same seed (and
@@ -19,15 +19,15 @@ import pytest
 
 from clipguard.config import Config, SynthConfig
 from clipguard.data.schema import CLIP_COLUMNS, CLIPS_FILE, PAIR_COLUMNS, PAIRS_FILE, SPLITS, arrow_schema
-from clipguard.data.synth import generate_corpus, plan_corpus
-from clipguard.data.synth.corpus import clips_table
-from clipguard.data.synth.edits import AUDIO_EDITS, HELDOUT_EDITS, TRAIN_EDITS, TREND_EDITS
-from clipguard.data.synth.policies import POLICIES, labels_for
-from clipguard.data.synth.render import render_video
-from clipguard.data.synth.sources import HELDOUT_SOURCES
-from clipguard.data.synth.text import TREND_HASHTAG, contains_slur
 from clipguard.media.clipper import plan_windows
 from clipguard.media.reader import decode_clip, probe, read_audio
+from clipguard.synth import generate_corpus, plan_corpus
+from clipguard.synth.corpus import clips_table
+from clipguard.synth.edits import AUDIO_EDITS, HELDOUT_EDITS, TRAIN_EDITS, TREND_EDITS
+from clipguard.synth.policies import POLICIES, labels_for
+from clipguard.synth.render import render_video
+from clipguard.synth.sources import HELDOUT_SOURCES
+from clipguard.synth.text import TREND_HASHTAG, contains_slur
 
 SEED = 7
 

@@ -378,6 +378,20 @@ def test_rerun_is_a_noop_and_force_reruns(tiny_root: TinyRoot) -> None:
     assert not run(tiny_root, {"validation.no_audio": "quarantine"}).reused
 
 
+def test_validation_records_the_data_version_that_travels_with_the_root(tiny_root: TinyRoot) -> None:
+    from clipguard.data.schema import DATA_VERSION_FILE, data_version, hash_manifests
+
+    result = run(tiny_root)
+    recorded = result.out_dir / DATA_VERSION_FILE
+    assert recorded.read_text().strip() == result.data_version == hash_manifests(result.out_dir)
+    assert data_version(tiny_root.path) == result.data_version
+    # later steps read the recorded version; they do not hash the manifests again
+    recorded.write_text("dfrom_validation\n")
+    assert data_version(tiny_root.path) == "dfrom_validation"
+    recorded.unlink()  # a root written without validation: hashed
+    assert data_version(tiny_root.path) == result.data_version
+
+
 def test_report_json_and_html(tiny_root: TinyRoot) -> None:
     tiny_root.clips.loc[3, "split"] = "holdout"
     tiny_root.write()

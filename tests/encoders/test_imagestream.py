@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from clipguard.data.synth.sources import HELDOUT_SOURCES, IMAGE_SOURCES
 from clipguard.encoders.imagestream import SceneStream
+from clipguard.synth.sources import HELDOUT_SOURCES, IMAGE_SOURCES
 
 
 def test_scenes_are_reproducible_and_distinct():

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clipguard.eval.ablation import JSON_FILE, MARKDOWN_FILE, run_ablations
+from clipguard.eval.ablation import run_ablations
+from clipguard.eval.ablation_spec import JSON_FILE, MARKDOWN_FILE
 from clipguard.eval.evaluate import evaluate_student, evaluate_teacher
 from clipguard.registry.gate import read_metrics_json
 from clipguard.training.student import train_student
@@ -40,7 +41,8 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     assert stored["metrics"]["pairs_per_s"] == stored["speed"]["pairs_per_s"] and stored["speed"]["flops_per_pair"] > 0
     assert read_metrics_json(out / "metrics_test.json", "metrics")["p99_ms"] == stored["speed"]["p99_ms"]
     # the gate's reference: the best of the cheap methods on the very same val/test pairs, evaluated the same way
-    from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS, compare_baselines
+    from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS
+    from clipguard.eval.baselines import compare_baselines
 
     direct = compare_baselines(rci_world.root, cfg, methods=REFERENCE_METHODS, features_dir=rci_world.features_dir,
                                out_dir=Path(cfg.work_dir) / "bl", progress=False)["baselines"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clipguard.eval.metrics import (
+from clipguard.core.metrics import (
     at_threshold,
     average_precision,
     best_f1_threshold,
@@ -98,7 +98,7 @@ def test_subset_masks_and_metrics() -> None:
 
 
 def test_at_prevalence_reweights_negatives() -> None:
-    from clipguard.eval.metrics import at_prevalence, average_precision
+    from clipguard.core.metrics import at_prevalence, average_precision
 
     rng = np.random.default_rng(0)
     y = np.array([1] * 50 + [0] * 150)
@@ -114,7 +114,7 @@ def test_at_prevalence_reweights_negatives() -> None:
 
 
 def test_ap_bootstrap_ci_brackets_the_ap_and_narrows_with_more_pairs() -> None:
-    from clipguard.eval.metrics import ap_bootstrap_ci, average_precision
+    from clipguard.core.metrics import ap_bootstrap_ci, average_precision
 
     rng = np.random.default_rng(1)
 

@@ -200,6 +200,24 @@ def test_training_set_is_point_in_time_correct(tmp_path: Path) -> None:
     assert b"clipguard.training_set" in schema.metadata
 
 
+def test_the_one_call_steps_use_the_configured_store(tmp_path: Path) -> None:
+    """``materialize_features`` / ``training_set`` (what the components call) open the store
+    ``cfg.feast`` names under ``work_dir`` and give what the composed calls give."""
+    from clipguard.config import load_config
+    from clipguard.features.store import materialize_features, training_set
+
+    cfg = load_config("local", {"work_dir": str(tmp_path / "work")})
+    table = _write(tmp_path / "features" / "enc-test" / "clip_features.parquet", _rows(["X", "Z"], T0, 0))
+    root = tmp_path / "corpus"
+    _write_pairs(root, [("p", "X", "Z", T1)])
+    report = materialize_features(table.parent, cfg)
+    assert report.clips["clip_embedding"] == 2 and (tmp_path / "work" / cfg.feast.dir).is_dir()
+    joined = training_set(root, table.parent, tmp_path / "pairs.parquet", cfg, apply=False)
+    assert (joined.pairs, joined.complete) == (1, 1)
+    direct = build_training_set(root, build_store(table, tmp_path / "work" / cfg.feast.dir, cfg.feast), tmp_path / "direct.parquet")
+    assert joined.to_dict() | {"path": None} == direct.to_dict() | {"path": None}
+
+
 def test_training_set_errors(tmp_path: Path) -> None:
     table = _write(tmp_path / "f" / "clip_features.parquet", _rows(["a"], T0, 0))
     store = build_store(table, tmp_path / "feast")

@@ -15,12 +15,12 @@ SEED = 3
 @pytest.mark.slow
 def test_no_alert_before_the_trend_day_and_an_alert_on_it(tmp_path: Path) -> None:
     from clipguard.config import load_config
-    from clipguard.data.synth import generate_corpus
-    from clipguard.data.synth.plan import effective_synth
     from clipguard.data.validate import validate_manifests
     from clipguard.encoders.pretrain import pretrain_encoders
     from clipguard.features.extract import extract_features
     from clipguard.monitoring.drift import feature_timeline
+    from clipguard.synth import generate_corpus
+    from clipguard.synth.plan import effective_synth
 
     cfg = load_config(
         overrides={

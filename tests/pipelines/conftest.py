@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clipguard.config import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 IMAGE_ENV = ("CLIPGUARD_IMAGE", "CLIPGUARD_GPU_IMAGE")
 

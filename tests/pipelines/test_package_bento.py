@@ -62,7 +62,8 @@ def test_package_bento_builds_a_labelled_bento(tmp_path: Path, registry_cfg: Con
     # the library and the policy are inside the bento; the registry database is not
     src = store / "bentos" / name / bento_version / "src"
     assert (src / "clipguard" / "serving" / "service.py").is_file()
-    assert (src / "model_registry" / "policy.yaml").is_file()
+    assert (src / "clipguard" / "registry" / "policy.yaml").is_file()
+    assert (src / "clipguard" / "configs" / "local.yaml").is_file()
     assert not list(src.rglob("*.db"))
 
     build = json.loads((tmp_path / "bento" / "build.json").read_text())

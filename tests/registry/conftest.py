@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clipguard.config import Config, load_config
-from clipguard.registry.tracking import LOCAL_DB_FILE
+from clipguard.core.tracking import LOCAL_DB_FILE
 
 _SHM = Path("/dev/shm")
 FAST_TMP = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None

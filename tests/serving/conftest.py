@@ -53,10 +53,15 @@ def world_config(world: ServingWorld, **extra: Any) -> Config:
     return load_config("local", {**world.overrides, **extra})
 
 
+DATA_VERSION = "d000test"
+"""the training data the test students name (``training.json``)"""
+
+
 def save_student(directory: Path, cfg: Config, seed: int = 0, threshold: float | None = THRESHOLD) -> Path:
     """A tiny random MatchLite for ``cfg.models`` (with an evaluation threshold unless None)."""
     torch.manual_seed(seed)
     MatchLiteForPairClassification(MatchLiteConfig.from_settings(cfg.models)).eval().save_pretrained(directory)
+    (directory / "training.json").write_text(json.dumps({"data_version": DATA_VERSION}))  # its lineage
     if threshold is not None:
         (directory / "eval").mkdir(exist_ok=True)
         (directory / "eval" / "metrics_test.json").write_text(json.dumps({"threshold": threshold}))

@@ -16,7 +16,7 @@ import pytest
 from bentoml.exceptions import BentoMLException
 
 from clipguard.serving.launch import LocalServer, local_server
-from tests.serving.conftest import THRESHOLD, ServingWorld
+from tests.serving.conftest import DATA_VERSION, THRESHOLD, ServingWorld
 
 MAX_UPLOAD = 4096
 
@@ -47,6 +47,7 @@ def test_health_reports_ready_and_versions(client: bentoml.SyncHTTPClient, serve
     health = client.health()
     assert health["status"] == "ready" and health["encoder_version"] == "e000test"
     assert health["model_version"] and health["index_version"] and health["threshold"] == THRESHOLD
+    assert health["data_version"] == DATA_VERSION
     assert health["batching"] is True and health["reload"] == "fixed model: restart to change it"
     assert httpx.get(f"{server.url}/readyz").status_code == 200
 
@@ -57,6 +58,7 @@ def test_score_returns_scores_labels_and_versions(client: bentoml.SyncHTTPClient
     for r in results:
         assert 0.0 <= r["score"] <= 1.0 and r["label"] == (r["score"] >= THRESHOLD) and r["threshold"] == THRESHOLD
         assert r["model_version"] and r["encoder_version"] == "e000test" and r["index_version"]
+        assert r["data_version"] == DATA_VERSION  # data, features, model and index named in every decision
 
 
 def test_unknown_clip_is_404_naming_it(client: bentoml.SyncHTTPClient) -> None:

@@ -2,9 +2,9 @@
 
 :func:`plan_corpus` decides *everything* — which videos exist, what each shows, every
 manifest row — without rendering a pixel; the result is a :class:`CorpusPlan` of rows and
-:class:`~clipguard.data.synth.specs.VideoSpec` s. Rendering is then embarrassingly parallel.
+:class:`~clipguard.synth.specs.VideoSpec` s. Rendering is then embarrassingly parallel.
 
-Structure of the corpus (see also :mod:`clipguard.data.synth.policies`):
+Structure of the corpus (see also :mod:`clipguard.synth.policies`):
 
 * **Templates** (~1 per 7 clips): a background source (real image, real video or
   procedural texture) with its pan/zoom path, colour grade, letterbox, channel badge and
@@ -43,14 +43,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from clipguard.config import MediaConfig, SynthConfig
-from clipguard.data.synth import edits as E
-from clipguard.data.synth import policies as P
-from clipguard.data.synth import sources
-from clipguard.data.synth import text as T
-from clipguard.data.synth.draw import text_box_size, wrap_text
-from clipguard.data.synth.render import PLAIN_SHAPES, background_frame
-from clipguard.data.synth.sound import speech_timeline
-from clipguard.data.synth.specs import Background, Badge, Edit, Scene, Sound, Sprite, TextOverlay, VideoSpec
+from clipguard.synth import edits as E
+from clipguard.synth import policies as P
+from clipguard.synth import sources
+from clipguard.synth import text as T
+from clipguard.synth.draw import text_box_size, wrap_text
+from clipguard.synth.render import PLAIN_SHAPES, background_frame
+from clipguard.synth.sound import speech_timeline
+from clipguard.synth.specs import Background, Badge, Edit, Scene, Sound, Sprite, TextOverlay, VideoSpec
 
 GENERATOR_VERSION = "1.0"
 

@@ -1,10 +1,10 @@
 """Audio synthesis: soundtracks, speech-like syllables and the audio evidence of policies.
 
 All functions return mono float32 at the requested sample rate and are deterministic
-functions of a :class:`~clipguard.data.synth.specs.Sound` (its ``seed`` drives every
+functions of a :class:`~clipguard.synth.specs.Sound` (its ``seed`` drives every
 random choice). Layers of a scene are summed and peak-limited by :func:`render_scene_audio`.
 
-Evidence sounds (see :mod:`clipguard.data.synth.policies`):
+Evidence sounds (see :mod:`clipguard.synth.policies`):
 
 * ``gunshots`` — rhythmic impulsive broadband bursts plus a scream-like harmonic sweep
   (``graphic_violence``); look-alikes ``applause`` (dense noise claps) and ``drums``
@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from clipguard.data.synth.specs import Scene, Sound
+from clipguard.synth.specs import Scene, Sound
 
 SOUND_KINDS = ("melody", "noise", "music", "speech", "gunshots", "applause", "drums", "siren", "whoosh")
 
@@ -109,7 +109,7 @@ def _noise(s: Sound, n: int, sr: int) -> np.ndarray:
 
 
 def _music(s: Sound, n: int, sr: int) -> np.ndarray:
-    from clipguard.data.synth.sources import bbb_audio
+    from clipguard.synth.sources import bbb_audio
 
     track = bbb_audio(sr)
     rng = _rng(s)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from clipguard.data.synth.draw import composite, text_box_size, text_patch, wrap_text
-from clipguard.data.synth.specs import Edit, Sound
+from clipguard.synth.draw import composite, text_box_size, text_patch, wrap_text
+from clipguard.synth.specs import Edit, Sound
 
 TRAIN_EDITS: tuple[str, ...] = (
     "crop",
@@ -168,7 +168,7 @@ def _blur(frames, audio, fps, sr, p):
 
 
 def _host_background(p, W: int, H: int) -> np.ndarray:
-    from clipguard.data.synth.sources import procedural_canvas
+    from clipguard.synth.sources import procedural_canvas
 
     return np.asarray(procedural_canvas(p["host"], int(p["host_seed"]), (W, H)), np.uint8)
 
@@ -268,7 +268,7 @@ def _volume(frames, audio, fps, sr, p):
 
 
 def _replace_audio(frames, audio, fps, sr, p):
-    from clipguard.data.synth.sound import render_sound
+    from clipguard.synth.sound import render_sound
 
     duration = frames.shape[0] / fps
     music = Sound(kind=p["kind"], seed=int(p["seed"]), gain=0.8)

@@ -32,12 +32,12 @@ from rich.console import Console
 
 from clipguard.config import Config
 from clipguard.data.schema import CLIP_COLUMNS, CLIPS_FILE, PAIR_COLUMNS, PAIRS_FILE, SPLITS, arrow_schema
-from clipguard.data.synth import edits as E
-from clipguard.data.synth import policies as P
-from clipguard.data.synth import sources
-from clipguard.data.synth.plan import GENERATOR_VERSION, CorpusPlan, effective_synth, plan_corpus
-from clipguard.data.synth.specs import VideoSpec
-from clipguard.data.synth.text import TREND_HASHTAG
+from clipguard.synth import edits as E
+from clipguard.synth import policies as P
+from clipguard.synth import sources
+from clipguard.synth.plan import GENERATOR_VERSION, CorpusPlan, effective_synth, plan_corpus
+from clipguard.synth.specs import VideoSpec
+from clipguard.synth.text import TREND_HASHTAG
 
 CORPUS_JSON = "corpus.json"
 VIDEO_DIR = "videos"
@@ -221,7 +221,7 @@ def _counts(plan: CorpusPlan) -> dict:
 def _metadata(plan: CorpusPlan, seed: int, fp: str, seconds: float) -> dict:
     s = plan.synth
     return {
-        "generator": "clipguard.data.synth",
+        "generator": "clipguard.synth",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "fingerprint": fp,
@@ -273,7 +273,7 @@ def _summary(out: Path, meta: dict, rendered: int, seconds: float) -> CorpusSumm
 
 
 def _render_job(job: tuple[VideoSpec, str]) -> str:
-    from clipguard.data.synth.render import render_to_file
+    from clipguard.synth.render import render_to_file
 
     spec, path = job
     try:

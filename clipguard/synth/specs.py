@@ -1,7 +1,7 @@
 """Declarative, picklable descriptions of what a video shows and sounds like.
 
-The planner (:mod:`clipguard.data.synth.plan`) builds these in the parent process; the
-renderer (:mod:`clipguard.data.synth.render`) turns a :class:`VideoSpec` into frames and
+The planner (:mod:`clipguard.synth.plan`) builds these in the parent process; the
+renderer (:mod:`clipguard.synth.render`) turns a :class:`VideoSpec` into frames and
 audio in a worker. Every random choice that affects pixels or samples is either a field
 here or derived from a ``seed`` field, so a spec renders identically in any process and
 in any order.
@@ -131,7 +131,7 @@ class Scene:
 
 @dataclass(frozen=True)
 class Edit:
-    """One edit operation applied to a rendered video (see :mod:`clipguard.data.synth.edits`)."""
+    """One edit operation applied to a rendered video (see :mod:`clipguard.synth.edits`)."""
 
     op: str
     params: dict[str, Any] = field(default_factory=dict)

@@ -15,8 +15,8 @@ Big Buck Bunny soundtrack) plus procedural content. Modules, in data-flow order:
 * :mod:`.corpus` — parallel rendering, manifests and ``corpus.json``.
 """
 
-from clipguard.data.synth.corpus import CorpusSummary, fingerprint, generate_corpus
-from clipguard.data.synth.plan import GENERATOR_VERSION, CorpusPlan, plan_corpus
+from clipguard.synth.corpus import CorpusSummary, fingerprint, generate_corpus
+from clipguard.synth.plan import GENERATOR_VERSION, CorpusPlan, plan_corpus
 
 __all__ = [
     "GENERATOR_VERSION",

@@ -1,4 +1,4 @@
-"""Rendering a :class:`~clipguard.data.synth.specs.VideoSpec` to frames, audio and an MP4.
+"""Rendering a :class:`~clipguard.synth.specs.VideoSpec` to frames, audio and an MP4.
 
 A frame is composed back to front: the template background (real image / real video
 segment / procedural texture, slowly panned and zoomed, colour-graded, optional letterbox),
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
-from clipguard.data.synth import sources
-from clipguard.data.synth.draw import composite, text_patch
-from clipguard.data.synth.edits import apply_edits
-from clipguard.data.synth.sound import render_scene_audio
-from clipguard.data.synth.specs import Background, Badge, Scene, Sprite, TextOverlay, VideoSpec
+from clipguard.synth import sources
+from clipguard.synth.draw import composite, text_patch
+from clipguard.synth.edits import apply_edits
+from clipguard.synth.sound import render_scene_audio
+from clipguard.synth.specs import Background, Badge, Scene, Sprite, TextOverlay, VideoSpec
 
 PLAIN_SHAPES = ("circle", "square", "triangle", "ring", "diamond", "star")
 SPRITE_ASPECT = {"gun": 2.0, "hammer": 2.0, "drill": 2.0, "strobe": 1.4}

@@ -76,7 +76,8 @@ def publish_tensor_dir(
     return path
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +94,7 @@ def remove_stale_tmp(directory: str | Path) -> int:
     if d.is_dir():
         for p in d.glob(f".*{TMP_SUFFIX}"):
             pid = p.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
                 continue
             p.unlink(missing_ok=True)
             n += 1

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipguard.data.synth import text as T
-from clipguard.data.synth.render import sprite_extent
-from clipguard.data.synth.specs import Sound, Sprite
+from clipguard.synth import text as T
+from clipguard.synth.render import sprite_extent
+from clipguard.synth.specs import Sound, Sprite
 
 POLICIES: tuple[str, ...] = ("weapons", "graphic_violence", "hate_speech", "scam", "dangerous_acts")
 
