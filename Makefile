@@ -55,11 +55,12 @@ venv: $(VENV)/.stamp-deps
 test:
 	$(PY) -m pytest -q -m "not slow"
 
-# ruff (pyflakes, pycodestyle, import order; pyproject.toml [tool.ruff]) on everything we wrote,
+# ruff (pyflakes, pycodestyle, import order, and the formatter; pyproject.toml [tool.ruff]) on everything we wrote,
 # the import contract (one-way layers, no cycles: [tool.importlinter]) and mypy on the library
 LINTED := clipguard components pipelines benchmarks tests
 lint:
 	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 

@@ -177,9 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         def feast_call(features: Any, convert: bool) -> Callable[[list[str]], Any]:
             def call(req: list[str]) -> Any:
-                resp = store.get_online_features(
-                    features=features, entity_rows={"clip_id": req}, full_feature_names=True
-                )
+                resp = store.get_online_features(features=features, entity_rows={"clip_id": req}, full_feature_names=True)
                 return resp.to_dict() if convert else resp
 
             return call

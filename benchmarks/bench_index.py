@@ -153,7 +153,9 @@ def index_bytes(index: ClipIndex) -> tuple[int, float]:
 
 
 def bench_hnsw(x: np.ndarray, ids: list[str], q: np.ndarray, truth: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
-    params = IndexParams(kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, shard_size=max(len(x), args.shard_size))
+    params = IndexParams(
+        kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, shard_size=max(len(x), args.shard_size)
+    )
     t0 = time.perf_counter()
     index = build_index_from_vectors(x, ids, params, threads=args.build_threads, progress=True)
     build_s = time.perf_counter() - t0
@@ -162,6 +164,7 @@ def bench_hnsw(x: np.ndarray, ids: list[str], q: np.ndarray, truth: np.ndarray, 
     sweep = []
     with faiss_threads(1):
         for ef in args.ef:
+
             def search(v: np.ndarray, ef: int = ef) -> np.ndarray:
                 return index.search(v, K, ef_search=ef).rows
 
@@ -241,6 +244,7 @@ def bench_ivfpq(x: np.ndarray, ids: list[str], q: np.ndarray, truth: np.ndarray,
     sweep = []
     with faiss_threads(1):
         for nprobe in args.nprobe:
+
             def search(v: np.ndarray, nprobe: int = nprobe) -> np.ndarray:
                 return index.search(v, K, nprobe=nprobe).rows
 
@@ -253,7 +257,10 @@ def bench_ivfpq(x: np.ndarray, ids: list[str], q: np.ndarray, truth: np.ndarray,
                     "queries_per_s_single_cpu": qps_cpu,
                 }
             )
-            print(f"  ivfpq nprobe={nprobe}: recall@10 {sweep[-1]['recall_at_10']:.4f}, {qps_wall:,.0f} q/s (cpu {qps_cpu:,.0f})", flush=True)
+            print(
+                f"  ivfpq nprobe={nprobe}: recall@10 {sweep[-1]['recall_at_10']:.4f}, {qps_wall:,.0f} q/s (cpu {qps_cpu:,.0f})",
+                flush=True,
+            )
     return {
         "factory": params.factory_string(x.shape[1], min(len(x), params.train_size)),
         "train_size": min(len(x), params.train_size),
@@ -339,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     print(
-        f"data: {args.n:,} x {args.dim}, families of {args.family_size} copies over {args.topics} topics, "
-        f"{args.queries} queries",
+        f"data: {args.n:,} x {args.dim}, families of {args.family_size} copies over {args.topics} topics, {args.queries} queries",
         flush=True,
     )
     data = CopyFamilies(args.dim, args.topics, args.topic_noise, args.family_size, args.copy_noise, rng)

@@ -161,7 +161,12 @@ class Recorder:
             if not values:
                 return {}
             a = np.asarray(values)
-            return {"p50_ms": _r(np.percentile(a, 50)), "p90_ms": _r(np.percentile(a, 90)), "p99_ms": _r(np.percentile(a, 99)), "max_ms": _r(a.max())}
+            return {
+                "p50_ms": _r(np.percentile(a, 50)),
+                "p90_ms": _r(np.percentile(a, 90)),
+                "p99_ms": _r(np.percentile(a, 99)),
+                "max_ms": _r(a.max()),
+            }
 
         ok = self.statuses.get("200", 0)
         return {
@@ -323,7 +328,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of each open-loop phase")
     ap.add_argument("--saturation-s", type=float, default=15.0, help="seconds of the closed-loop saturation phase")
     ap.add_argument("--warmup-s", type=float, default=5.0)
-    ap.add_argument("--concurrency", type=int, default=None, help="clients of the saturation phase (default: serving.max_concurrency)")
+    ap.add_argument(
+        "--concurrency", type=int, default=None, help="clients of the saturation phase (default: serving.max_concurrency)"
+    )
     ap.add_argument("--client-timeout-s", type=float, default=30.0)
     ap.add_argument("--backoff-ms", type=float, default=50.0, help="closed-loop client pause after a 429/503")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra service config (bento argument)")

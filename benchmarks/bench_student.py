@@ -58,9 +58,7 @@ TARGETS = {"pairs_per_s": 500.0, "fraction_of_matmul_peak": 0.30}
 
 def module_at(ref: str, path: str = "clipguard/models/matchlite.py") -> ModuleType:
     """``path`` as it is at git revision ``ref``, imported as a standalone module."""
-    source = subprocess.run(
-        ["git", "show", f"{ref}:{path}"], cwd=REPO_ROOT, check=True, capture_output=True, text=True
-    ).stdout
+    source = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout
     tmp = Path(tempfile.mkdtemp(prefix="bench-student-")) / "matchlite_baseline.py"
     tmp.write_text(source)
     spec = importlib.util.spec_from_file_location("matchlite_baseline", tmp)
@@ -142,7 +140,11 @@ def main() -> None:
         served = served.for_inference() if hasattr(served, "for_inference") else served
         models = {"working_tree": served, "baseline": old_model}
         s = cfg.models.speed
-        comparison = {"matchlite_at": args.baseline_ref, "method": "the same batches scored by both models in alternation (A B, B A, ...)", "by_threads": {}}
+        comparison = {
+            "matchlite_at": args.baseline_ref,
+            "method": "the same batches scored by both models in alternation (A B, B A, ...)",
+            "by_threads": {},
+        }
         for t in args.threads:
             rows = {}
             with torch_threads(t):

@@ -43,9 +43,7 @@ console = Console(stderr=True)
 def _main(
     ctx: typer.Context,
     profile: Annotated[Optional[str], typer.Option(help="config profile (clipguard/configs/<profile>.yaml)")] = None,
-    set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="override a config key: --set media.fps=2")
-    ] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set media.fps=2")] = None,
 ) -> None:
     try:
         ctx.obj = {"profile": profile, "overrides": parse_overrides(set_ or [])}
@@ -123,9 +121,7 @@ def data_ingest(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="data root holding your media")],
     videos_dir: Annotated[str, typer.Option(help="media folder under ROOT")] = "videos",
-    metadata: Annotated[
-        Optional[Path], typer.Option(help="CSV/Parquet keyed by video_uri: title, ocr, asr, labels, ...")
-    ] = None,
+    metadata: Annotated[Optional[Path], typer.Option(help="CSV/Parquet keyed by video_uri: title, ocr, asr, labels, ...")] = None,
     source: Annotated[str, typer.Option(help="source of clips without metadata")] = "upload",
     split: Annotated[str, typer.Option(help="split of clips without metadata")] = "traffic",
 ) -> None:
@@ -180,7 +176,10 @@ def features_pretrain(
     out = out or _work(cfg, "encoders")
     if compare:
         table = compare_pretraining(
-            root, cfg, seeds=tuple(int(s) for s in seeds.split(",")), out_dir=out,
+            root,
+            cfg,
+            seeds=tuple(int(s) for s in seeds.split(",")),
+            out_dir=out,
             out_json=out / "pretrain_compare.json",
         )
         typer.echo(json.dumps(table, indent=2, default=str))
@@ -381,18 +380,31 @@ def rci_cache_teacher(
         if model_kind(teacher) != "teacher":
             raise ValueError(f"{teacher} is a student, not a teacher")
         with _to_stderr():
-            outputs = cache_teacher(teacher, root, cfg, out, tuple(s.strip() for s in splits.split(",")), media_dir, progress=True)
+            outputs = cache_teacher(
+                teacher, root, cfg, out, tuple(s.strip() for s in splits.split(",")), media_dir, progress=True
+            )
     except _RCI_ERRORS as e:
         raise _rci_exit(e) from e
-    _echo({"teacher_cache": str(outputs.path), "teacher_version": outputs.teacher_version, "data_version": outputs.data_version, "pairs": len(outputs.pair_ids)})
+    _echo(
+        {
+            "teacher_cache": str(outputs.path),
+            "teacher_version": outputs.teacher_version,
+            "data_version": outputs.data_version,
+            "pairs": len(outputs.pair_ids),
+        }
+    )
 
 
 @rci_app.command("train-student")
 def rci_train_student(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
-    features: Annotated[Optional[Path], typer.Option(help="extracted features of ROOT (`features extract`) (default WORK/features)")] = None,
-    teacher_cache: Annotated[Optional[Path], typer.Option(help="teacher cache folder (`rci cache-teacher`); stage 2 distils from it")] = None,
+    features: Annotated[
+        Optional[Path], typer.Option(help="extracted features of ROOT (`features extract`) (default WORK/features)")
+    ] = None,
+    teacher_cache: Annotated[
+        Optional[Path], typer.Option(help="teacher cache folder (`rci cache-teacher`); stage 2 distils from it")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="students root (default WORK/rci/students)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="init / sampling seed (default: config seed)")] = None,
     stages: Annotated[int, typer.Option(min=1, max=2, help="1: supervised only; 2: then distillation (or its control)")] = 2,
@@ -406,8 +418,15 @@ def rci_train_student(
     from clipguard.eval.inputs import require_data_root, require_teacher_cache
     from clipguard.training.student import train_student
 
-    cfg = _cfg(ctx, **{"models.distill.mode": distill_mode, "models.student.modalities": modalities,
-                       "models.student.epochs": epochs, "models.distill.epochs": distill_epochs})
+    cfg = _cfg(
+        ctx,
+        **{
+            "models.distill.mode": distill_mode,
+            "models.student.modalities": modalities,
+            "models.student.epochs": epochs,
+            "models.distill.epochs": distill_epochs,
+        },
+    )
     features = features or _work(cfg, "features")
     try:
         require_data_root(root)
@@ -466,7 +485,9 @@ def rci_evaluate(
     for row in rows:
         table.add_row(*("n/a" if v is None or v != v else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
     console.print(table)
-    _echo({"model": kind, "split": split, "threshold": report["threshold"], "metrics": report["metrics"], "files": report["files"]})
+    _echo(
+        {"model": kind, "split": split, "threshold": report["threshold"], "metrics": report["metrics"], "files": report["files"]}
+    )
 
 
 @rci_app.command("baselines")
@@ -474,9 +495,13 @@ def rci_baselines(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
     features: Annotated[Optional[Path], typer.Option(help="extracted features (needed by the embedding baseline)")] = None,
-    methods: Annotated[str, typer.Option(help="comma-separated: vpdq, pdq, embedding, text_embedding, duration, frame_count, chromaprint")] = "vpdq,pdq,embedding,text_embedding,duration,frame_count,chromaprint",
+    methods: Annotated[
+        str, typer.Option(help="comma-separated: vpdq, pdq, embedding, text_embedding, duration, frame_count, chromaprint")
+    ] = "vpdq,pdq,embedding,text_embedding,duration,frame_count,chromaprint",
     split: Annotated[str, typer.Option(help="evaluated split (the F1 threshold comes from val)")] = "test",
-    student_report: Annotated[Optional[Path], typer.Option(help="a student's metrics_<split>.json (`rci evaluate`) to compare with")] = None,
+    student_report: Annotated[
+        Optional[Path], typer.Option(help="a student's metrics_<split>.json (`rci evaluate`) to compare with")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default WORK/baselines/eval)")] = None,
 ) -> None:
     """PDQ / vPDQ / embedding cosine and the length shortcuts on the same val + test pairs as MatchLite, overall and per subset."""
@@ -509,8 +534,12 @@ def rci_baselines(
     for method, r in report["baselines"].items():
         m = r["metrics"]
         beats = r.get("student_beats_baseline")
-        table.add_row(method, *(f"{m[k]:.4f}" if m.get(k) is not None else "n/a" for k in ("ap", "r_at_p80", "f1")),
-                      str(r["n_errors"]), "n/a" if beats is None else str(beats))
+        table.add_row(
+            method,
+            *(f"{m[k]:.4f}" if m.get(k) is not None else "n/a" for k in ("ap", "r_at_p80", "f1")),
+            str(r["n_errors"]),
+            "n/a" if beats is None else str(beats),
+        )
     console.print(table)
     _echo(report["files"])
 
@@ -520,7 +549,9 @@ def rci_ablate(
     ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="validated data root")] = Path("data/corpus"),
     features: Annotated[Optional[Path], typer.Option(help="extracted features of ROOT (default WORK/features)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="models, caches and ablations.json/.md (default WORK/rci/ablations)")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="models, caches and ablations.json/.md (default WORK/rci/ablations)")
+    ] = None,
     seeds: Annotated[str, typer.Option(help="student seeds, comma-separated")] = "0,1,2",
     which: Annotated[str, typer.Option(help="comma-separated: modality, teacher, kd, lambda")] = "modality,teacher,kd,lambda",
     teacher_seeds: Annotated[Optional[str], typer.Option(help="teacher seeds (default: --seeds)")] = None,
@@ -549,9 +580,20 @@ def rci_ablate(
         _feature_check(root, features, ("train", "val", split))
         with _to_stderr():
             result = run_ablations(
-                root, features, out, cfg, seeds=seed_list, which=chosen, teacher_epochs=teacher_epochs,
-                student_epochs=student_epochs, distill_epochs=distill_epochs, teacher_seeds=teacher_list,
-                split=split, workers=workers, progress=True, track=track,
+                root,
+                features,
+                out,
+                cfg,
+                seeds=seed_list,
+                which=chosen,
+                teacher_epochs=teacher_epochs,
+                student_epochs=student_epochs,
+                distill_epochs=distill_epochs,
+                teacher_seeds=teacher_list,
+                split=split,
+                workers=workers,
+                progress=True,
+                track=track,
             )
     except _RCI_ERRORS as e:
         raise _rci_exit(e) from e
@@ -562,12 +604,18 @@ def rci_ablate(
 @rci_app.command("report")
 def rci_report(
     ctx: typer.Context,
-    ablation: Annotated[Optional[Path], typer.Option(help="ablations.json (default WORK/rci/ablations/ablations.json if present)")] = None,
-    baselines: Annotated[Optional[Path], typer.Option(help="baselines_<split>.json (default WORK/baselines/eval/baselines_test.json if present)")] = None,
+    ablation: Annotated[
+        Optional[Path], typer.Option(help="ablations.json (default WORK/rci/ablations/ablations.json if present)")
+    ] = None,
+    baselines: Annotated[
+        Optional[Path], typer.Option(help="baselines_<split>.json (default WORK/baselines/eval/baselines_test.json if present)")
+    ] = None,
     flops: Annotated[Optional[Path], typer.Option(help="FLOPs JSON (default benchmarks/results/flops.json if present)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="write the Markdown here")] = None,
     readme: Annotated[Optional[Path], typer.Option(help="replace the rci-results marked region of this README")] = None,
-    student: Annotated[Optional[str], typer.Option(help="ablation variant compared with the baselines (default: MatchLite + KD)")] = None,
+    student: Annotated[
+        Optional[str], typer.Option(help="ablation variant compared with the baselines (default: MatchLite + KD)")
+    ] = None,
 ) -> None:
     """Markdown tables of the ablations, baselines vs MatchLite and FLOPs, with a verdict per paper direction.
 
@@ -676,8 +724,14 @@ def monitoring_drift(
     out = out or _work(cfg, "drift")
     try:
         run = feature_timeline(
-            reference, cfg.drift, out, reference_root=reference_root, current_features=current,
-            current_root=current_root, projection=projection, by=by,  # type: ignore[arg-type]
+            reference,
+            cfg.drift,
+            out,
+            reference_root=reference_root,
+            current_features=current,
+            current_root=current_root,
+            projection=projection,
+            by=by,  # type: ignore[arg-type]
         )
     except (FileNotFoundError, ValueError) as e:
         raise _rci_exit(e) from e
@@ -687,15 +741,34 @@ def monitoring_drift(
         table.add_column(column, overflow="fold")
     for r in run.results:
         decision = "skipped" if r.skipped_reason else ("[red]DRIFT[/red]" if r.drifted else "no")
-        table.add_row(str(r.period), str(r.n_current), str(r.n_reference), f"{r.share_drifted:.3f}", decision,
-                      ", ".join(r.drifted_columns) or (r.skipped_reason or "-"))
+        table.add_row(
+            str(r.period),
+            str(r.n_current),
+            str(r.n_reference),
+            f"{r.share_drifted:.3f}",
+            decision,
+            ", ".join(r.drifted_columns) or (r.skipped_reason or "-"),
+        )
     console.print(table)
     first = run.first_drift
     console.print(f"first drift: {first.period}" if first else "no period drifted")
-    _echo({"timeline": run.timeline_path, "projection": run.projection_path,
-           "first_drift": first.period if first else None,
-           "periods": [{"period": r.period, "n_current": r.n_current, "share_drifted": r.share_drifted,
-                        "drifted": r.drifted, "html": r.html_path} for r in run.results]})
+    _echo(
+        {
+            "timeline": run.timeline_path,
+            "projection": run.projection_path,
+            "first_drift": first.period if first else None,
+            "periods": [
+                {
+                    "period": r.period,
+                    "n_current": r.n_current,
+                    "share_drifted": r.share_drifted,
+                    "drifted": r.drifted,
+                    "html": r.html_path,
+                }
+                for r in run.results
+            ],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- pipelines (KFP)

@@ -29,14 +29,10 @@ class MediaConfig(_Section):
 
     fps: float = Field(1.0, gt=0, description="frames sampled per second of video")
     sample_rate: int = Field(16_000, gt=0, description="audio sample rate (Hz), mono")
-    frame_size: int | None = Field(
-        224, gt=0, description="decoded frames are resized to frame_size x frame_size (None: native)"
-    )
+    frame_size: int | None = Field(224, gt=0, description="decoded frames are resized to frame_size x frame_size (None: native)")
     clip_seconds: float = Field(20.0, gt=0, description="clip length, as in the livestream paper")
     clip_overlap_seconds: float = Field(0.0, ge=0)
-    min_clip_seconds: float = Field(
-        1.0, gt=0, description="a trailing window shorter than this is merged/dropped by the clipper"
-    )
+    min_clip_seconds: float = Field(1.0, gt=0, description="a trailing window shorter than this is merged/dropped by the clipper")
 
     @model_validator(mode="after")
     def _overlap_lt_clip(self) -> "MediaConfig":
@@ -133,9 +129,7 @@ class EncoderConfig(_Section):
     audio_layers: int = 2
     audio_heads: int = 4
     audio_mel_bins: int = 80
-    text_model_path: str | None = Field(
-        None, description="sentence-transformers directory; None = the bundled all-MiniLM-L6-v2"
-    )
+    text_model_path: str | None = Field(None, description="sentence-transformers directory; None = the bundled all-MiniLM-L6-v2")
     embedding_dim: int = 128
     checkpoint_dir: str | None = Field(None, description="gpu profile: local checkpoint directory")
 
@@ -150,9 +144,7 @@ class PretrainConfig(_Section):
     lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate (warm-up, then cosine decay)")
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
-    queue_size: int = Field(
-        256, ge=1, description="MoCo negatives; keep it below the number of training clips"
-    )
+    queue_size: int = Field(256, ge=1, description="MoCo negatives; keep it below the number of training clips")
     momentum: float = Field(
         0.95, ge=0, lt=1, description="key-encoder EMA momentum (a few hundred steps: 0.99 leaves the keys behind)"
     )
@@ -171,8 +163,10 @@ class PretrainConfig(_Section):
     augment_strength: float = Field(1.0, ge=0, le=2, description="scales augmentation ranges/probabilities")
     max_clips: int | None = Field(None, ge=2, description="cap on training clips (None = all)")
     audio_steps: int = Field(
-        300, ge=0, description="contrastive steps of the audio encoder on soundtrack edits "
-        "(clipguard.encoders.audio_pretrain; 0 = keep it as initialised)"
+        300,
+        ge=0,
+        description="contrastive steps of the audio encoder on soundtrack edits "
+        "(clipguard.encoders.audio_pretrain; 0 = keep it as initialised)",
     )
     audio_batch_size: int = Field(32, ge=2, description="clips per audio step (2 views each)")
     audio_lr: float = Field(3e-3, gt=0, description="AdamW peak learning rate of the audio encoder")
@@ -206,9 +200,7 @@ class FeastConfig(_Section):
     registry_url: str | None = Field(
         None, description="SQLAlchemy URL of a SQL registry, e.g. postgresql+psycopg://user@host/feast"
     )
-    registry_cache_ttl_seconds: int = Field(
-        60, ge=0, description="how long readers cache the registry (0 = forever)"
-    )
+    registry_cache_ttl_seconds: int = Field(60, ge=0, description="how long readers cache the registry (0 = forever)")
     online_store: Literal["sqlite", "redis"] = "sqlite"
     online_store_file: str = Field("online_store.db", description="SQLite online store file")
     redis_connection_string: str = Field("localhost:6379", description="host:port[,db=0,password=...]")
@@ -253,16 +245,12 @@ class DriftConfig(_Section):
     discrete_threshold: float = Field(
         0.25, gt=0, description="threshold of `discrete_stattest` (PSI 0.25: the conventional 'significant shift')"
     )
-    discrete_max_values: int = Field(
-        2, ge=1, description="columns with at most this many distinct reference values are discrete"
-    )
+    discrete_max_values: int = Field(2, ge=1, description="columns with at most this many distinct reference values are discrete")
     per_column_stattest: dict[str, str] = Field(
         default_factory=dict,
         description="column -> stat test override; set its threshold in per_column_threshold too",
     )
-    per_column_threshold: dict[str, float] = Field(
-        default_factory=dict, description="column -> threshold override"
-    )
+    per_column_threshold: dict[str, float] = Field(default_factory=dict, description="column -> threshold override")
     min_current_rows: int = Field(50, ge=1, description="periods with fewer clips are not evaluated")
     reference_splits: tuple[str, ...] = Field(
         ("train",), min_length=1, description="manifest splits the training reference is made of"
@@ -297,9 +285,7 @@ class RegistryConfig(_Section):
     ``MLFLOW_TRACKING_URI`` environment variable) to the MLflow server.
     """
 
-    tracking_uri: str | None = Field(
-        None, description="None: $MLFLOW_TRACKING_URI if set, else sqlite:///<work_dir>/mlflow.db"
-    )
+    tracking_uri: str | None = Field(None, description="None: $MLFLOW_TRACKING_URI if set, else sqlite:///<work_dir>/mlflow.db")
     artifact_location: str | None = Field(
         None, description="new experiments' artifact root; None: <work_dir>/mlartifacts (server default for http)"
     )
@@ -340,9 +326,7 @@ class TeacherConfig(_Section):
     text_layers: int = Field(2, ge=1)
     text_heads: int = Field(4, ge=1)
     text_kv_heads: int = Field(2, ge=1)
-    text_vocab_size: int | None = Field(
-        None, ge=1, description="Qwen2 vocabulary (None: the tokenizer's size; 151936 for Qwen2)"
-    )
+    text_vocab_size: int | None = Field(None, ge=1, description="Qwen2 vocabulary (None: the tokenizer's size; 151936 for Qwen2)")
     text_max_positions: int = Field(8192, ge=64)
     audio_d_model: int = Field(64, gt=0, description="Whisper encoder width")
     audio_layers: int = Field(2, ge=1)
@@ -376,9 +360,7 @@ class TeacherConfig(_Section):
     )
     checkpoint_dir: str | None = Field(None, description="LLaVA-OneVision checkpoint directory (gpu)")
     audio_checkpoint_dir: str | None = Field(None, description="Whisper checkpoint directory (gpu)")
-    tokenizer_path: str | None = Field(
-        None, description="tokenizer directory; None: checkpoint_dir if it has one, else MiniLM's"
-    )
+    tokenizer_path: str | None = Field(None, description="tokenizer directory; None: checkpoint_dir if it has one, else MiniLM's")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 2e-5, linear decay)")
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(4, ge=1, description="pairs per step (paper: 1 per GPU x 48)")
@@ -489,8 +471,10 @@ class StudentSpeedConfig(_Section):
     enabled: bool = Field(True, description="measure in evaluate_student (the student gate needs pairs_per_s, p99_ms)")
     torch_threads: int = Field(2, ge=1, description="intra-op threads for pairs_per_s (TARGETS: 2 cores)")
     latency_threads: int | None = Field(
-        None, ge=1, description="intra-op threads for p50/p99_ms of one request; None: the service's "
-        "(serving.torch_threads, else the CPUs minus one for its event loop)"
+        None,
+        ge=1,
+        description="intra-op threads for p50/p99_ms of one request; None: the service's "
+        "(serving.torch_threads, else the CPUs minus one for its event loop)",
     )
     batch_size: int | None = Field(None, ge=1, description="pairs per forward pass; None: training.eval_batch_size")
     pairs: int = Field(512, ge=1, description="pairs scored for pairs_per_s (the split's pairs, cycled)")
@@ -499,8 +483,10 @@ class StudentSpeedConfig(_Section):
     matmul_size: int = Field(1024, ge=16, description="n of the n x n fp32 matmul whose rate is the peak")
     matmul_repeats: int = Field(10, ge=1, description="timed matmuls (the peak is the fastest)")
     max_seconds: float = Field(
-        5.0, gt=0, description="budget of each timed loop (throughput per batch size, latency); "
-        "past it the loop stops early, after at least one batch / 10 requests (a loaded machine)"
+        5.0,
+        gt=0,
+        description="budget of each timed loop (throughput per batch size, latency); "
+        "past it the loop stops early, after at least one batch / 10 requests (a loaded machine)",
     )
 
 
@@ -602,9 +588,7 @@ class ServingConfig(_Section):
         description="feature version directory, or a root holding <encoder_version>/ dirs "
         "(the model's encoder version picks one); None: <work_dir>/features",
     )
-    feature_source: Literal["files", "feast"] = Field(
-        "files", description="where clip ids/embeddings/shard refs are looked up"
-    )
+    feature_source: Literal["files", "feast"] = Field("files", description="where clip ids/embeddings/shard refs are looked up")
     index_dir: str | None = Field(None, description="FAISS index version directory for rci/search (None: search off)")
     encoder_dir: str | None = Field(
         None,
@@ -636,9 +620,7 @@ class ServingConfig(_Section):
     max_upload_bytes: int = Field(64 * 1024**2, ge=1, description="larger uploads get 413")
     max_pairs_per_request: int = Field(64, ge=1, description="pairs of one rci/score request")
     max_top_k: int = Field(50, ge=1, description="largest k of rci/search")
-    reload_interval_s: float = Field(
-        30.0, ge=0, description="how often the champion alias is checked (0: only on rci/reload)"
-    )
+    reload_interval_s: float = Field(30.0, ge=0, description="how often the champion alias is checked (0: only on rci/reload)")
     feature_cache_clips: int = Field(8192, ge=0, description="clips whose tokens stay in memory (LRU)")
     gc_freeze: bool = Field(
         True,

@@ -318,8 +318,7 @@ def _received_alerts(path: Path) -> list[dict[str, Any]]:
                 "received_at": record["received_at"],
                 "status": payload.get("status"),
                 "alerts": [
-                    {k: a.get("labels", {}).get(k) for k in ("alertname", "day", "severity")}
-                    for a in payload.get("alerts", [])
+                    {k: a.get("labels", {}).get(k) for k in ("alertname", "day", "severity")} for a in payload.get("alerts", [])
                 ],
             }
         )
@@ -422,7 +421,10 @@ def run_demo(
         inbox = stack.enter_context(local_receiver(inbox_log)) if own_receiver else None
         if inbox is not None:
             console.print(f"alerts go to a local Alertmanager-webhook receiver at {inbox.url} (kept in {inbox_log})")
-            watch_common = {**common, "overrides_json": json.dumps({**overrides, "alerts.webhook_url": inbox.url}, sort_keys=True)}
+            watch_common = {
+                **common,
+                "overrides_json": json.dumps({**overrides, "alerts.webhook_url": inbox.url}, sort_keys=True),
+            }
         else:
             watch_common = common
         timeline = _watch_days(plan, windows, upto, reference, watch_common, state, timer, tasks, log)
@@ -435,15 +437,31 @@ def run_demo(
     summary = {
         "profile": profile,
         "out": str(out),
-        "corpus": {"root": str(corpus_root), "seed": cfg.seed, "days": meta["days"], "trend_day": plan.trend_day,
-                   "clips": corpus.clips, "pairs": corpus.pairs, "positives": corpus.positives},
+        "corpus": {
+            "root": str(corpus_root),
+            "seed": cfg.seed,
+            "days": meta["days"],
+            "trend_day": plan.trend_day,
+            "clips": corpus.clips,
+            "pairs": corpus.pairs,
+            "positives": corpus.positives,
+        },
         "train_days": list(plan.train_days),
         "watch_days": list(plan.watch_days),
-        "champions": {f: {"champion": r["aliases"].get("champion"), "previous": r["aliases"].get("previous"),
-                          "challenger": r["aliases"].get("challenger"), "history": r["history"]}
-                      for f, r in registry.items()},
-        "training_gate": {"version": training_gate["candidate_version"], "passed": training_gate["passed"],
-                          "reasons": training_gate["reasons"]},
+        "champions": {
+            f: {
+                "champion": r["aliases"].get("champion"),
+                "previous": r["aliases"].get("previous"),
+                "challenger": r["aliases"].get("challenger"),
+                "history": r["history"],
+            }
+            for f, r in registry.items()
+        },
+        "training_gate": {
+            "version": training_gate["candidate_version"],
+            "passed": training_gate["passed"],
+            "reasons": training_gate["reasons"],
+        },
         "degraded_challenger": challenger,
         "gate_decisions": gate_decisions(cfg),
         "drift_timeline": timeline,
@@ -484,8 +502,9 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     )
     champions = Table("family", "champion", "previous", "challenger", "history", title="champions")
     for family, a in summary["champions"].items():
-        champions.add_row(family, a["champion"] or "-", a["previous"] or "-", a["challenger"] or "-",
-                          " -> ".join(a["history"]) or "-")
+        champions.add_row(
+            family, a["champion"] or "-", a["previous"] or "-", a["challenger"] or "-", " -> ".join(a["history"]) or "-"
+        )
     console.print(champions)
     gates = Table("version", "what", "gate", "reasons", title="gate decisions (student)")
     for g in summary["gate_decisions"]:
@@ -507,7 +526,9 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
             e["date"],
             "yes" if e["drifted"] else "no",
             "-" if share is None else f"{share:.2f} ({len(e['drifted_columns'])} columns)",
-            "-" if e["alert"] is None else str(e["alert"].get("reason") or ("delivered" if e["alert"].get("delivered") else "sent")),
+            "-"
+            if e["alert"] is None
+            else str(e["alert"].get("reason") or ("delivered" if e["alert"].get("delivered") else "sent")),
             "yes" if e["retrained"] else "no",
             "-" if gate is None else f"v{gate['version']} {'passed' if gate['passed'] else 'refused'}",
         )

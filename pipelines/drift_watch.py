@@ -19,7 +19,6 @@ returns ``drifted``; the steps of the ``retraining`` pipeline (inlined, see
 the window) only when the window drifted, after the alert.
 """
 
-
 from kfp import dsl
 from kfp.dsl import Dataset, Model
 

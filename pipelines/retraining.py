@@ -24,7 +24,6 @@ the components of a nested pipeline non-deterministically, which would make the 
 YAML unreproducible.
 """
 
-
 from kfp import dsl
 from kfp.dsl import Model
 

@@ -16,7 +16,6 @@ set when the champion was evaluated on another data version; ``promote-model`` t
 :func:`add_model_steps` is shared with the retraining pipeline.
 """
 
-
 from typing import NamedTuple
 
 from kfp import dsl
@@ -148,4 +147,3 @@ def training(
         projection=tasks["projection"].outputs["projection"],
         root=root,
     )
-

@@ -77,7 +77,10 @@ def _video(path: Path, level: int, seconds: float, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    frames = [np.kron(np.clip(base.astype(int) + level + 8 * i, 0, 255).astype(np.uint8), np.ones((8, 8, 1), np.uint8)) for i in range(int(seconds * 2))]
+    frames = [
+        np.kron(np.clip(base.astype(int) + level + 8 * i, 0, 255).astype(np.uint8), np.ones((8, 8, 1), np.uint8))
+        for i in range(int(seconds * 2))
+    ]
     t = np.arange(int(seconds * 16_000)) / 16_000
     audio = (0.2 * np.sin(2 * np.pi * (200 + 50 * seed) * t)).astype(np.float32)
     write_video(path, frames, fps=2, audio=audio, sample_rate=16_000)

@@ -20,7 +20,12 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(cwd / "pyproject.toml"), "--no-cache"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

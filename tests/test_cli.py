@@ -83,16 +83,43 @@ def _rci(tmp_path, *args: str):
 
 
 def test_rci_train_student_wires_options(rci_world, monkeypatch, tmp_path):
-    calls = _capture(monkeypatch, "clipguard.training.student.train_student", SimpleNamespace(to_dict=lambda: {"model_dir": "m", "history": [1]}))
+    calls = _capture(
+        monkeypatch,
+        "clipguard.training.student.train_student",
+        SimpleNamespace(to_dict=lambda: {"model_dir": "m", "history": [1]}),
+    )
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "index.json").write_text("{}")
-    r = _rci(tmp_path, "train-student", rci_world.root, "--features", rci_world.features_dir, "--teacher-cache", cache,
-             "--seed", "3", "--distill-mode", "logits", "--modalities", "va", "--epochs", "1", "--distill-epochs", "2", "--no-track")
+    r = _rci(
+        tmp_path,
+        "train-student",
+        rci_world.root,
+        "--features",
+        rci_world.features_dir,
+        "--teacher-cache",
+        cache,
+        "--seed",
+        "3",
+        "--distill-mode",
+        "logits",
+        "--modalities",
+        "va",
+        "--epochs",
+        "1",
+        "--distill-epochs",
+        "2",
+        "--no-track",
+    )
     assert r.exit_code == 0, r.output
     (root, features, cfg, out, teacher_cache, seed, stages), kwargs = calls[0]
     assert (root, features, teacher_cache, out, seed, stages) == (rci_world.root, rci_world.features_dir, cache, None, 3, 2)
-    assert (cfg.models.distill.mode, cfg.models.student.modalities, cfg.models.student.epochs, cfg.models.distill.epochs) == ("logits", "va", 1, 2)
+    assert (cfg.models.distill.mode, cfg.models.student.modalities, cfg.models.student.epochs, cfg.models.distill.epochs) == (
+        "logits",
+        "va",
+        1,
+        2,
+    )
     assert kwargs == {"progress": True, "track": False}
     assert json.loads(r.stdout) == {"model_dir": "m"}
 
@@ -113,7 +140,11 @@ def test_rci_train_student_refuses_missing_inputs_before_training(rci_world, mon
 
 
 def test_rci_train_teacher_and_cache_teacher_wiring(rci_world, monkeypatch, tmp_path):
-    calls = _capture(monkeypatch, "clipguard.training.teacher.train_teacher", SimpleNamespace(to_dict=lambda: {"model_dir": "t", "history": []}))
+    calls = _capture(
+        monkeypatch,
+        "clipguard.training.teacher.train_teacher",
+        SimpleNamespace(to_dict=lambda: {"model_dir": "t", "history": []}),
+    )
     r = _rci(tmp_path, "train-teacher", rci_world.root, "--seed", "4", "--epochs", "2", "--no-track")
     assert r.exit_code == 0, r.output
     (root, cfg, out, seed, media_dir), kwargs = calls[0]
@@ -154,15 +185,43 @@ def test_rci_evaluate_dispatches_on_the_model_kind(rci_world, monkeypatch, tmp_p
 
 
 def test_rci_ablate_wires_seeds_which_and_epochs(rci_world, monkeypatch, tmp_path):
-    result = {"wall_seconds": 1.0, "files": {"json": "a.json", "markdown": "a.md"}, "directions": {"kd_vs_no_kd.ap": {"verdict": "no"}}}
+    result = {
+        "wall_seconds": 1.0,
+        "files": {"json": "a.json", "markdown": "a.md"},
+        "directions": {"kd_vs_no_kd.ap": {"verdict": "no"}},
+    }
     calls = _capture(monkeypatch, "clipguard.eval.ablation.run_ablations", result)
-    r = _rci(tmp_path, "ablate", rci_world.root, "--features", rci_world.features_dir, "--seeds", "0,1", "--which", "kd,lambda",
-             "--teacher-seeds", "5", "--student-epochs", "1", "--distill-epochs", "1", "--workers", "2", "--no-track")
+    r = _rci(
+        tmp_path,
+        "ablate",
+        rci_world.root,
+        "--features",
+        rci_world.features_dir,
+        "--seeds",
+        "0,1",
+        "--which",
+        "kd,lambda",
+        "--teacher-seeds",
+        "5",
+        "--student-epochs",
+        "1",
+        "--distill-epochs",
+        "1",
+        "--workers",
+        "2",
+        "--no-track",
+    )
     assert r.exit_code == 0, r.output
     (root, features, out, cfg), kwargs = calls[0]
     assert out == tmp_path / "runs" / "rci" / "ablations"
     assert kwargs["seeds"] == [0, 1] and kwargs["which"] == ["kd", "lambda"] and kwargs["teacher_seeds"] == [5]
-    assert (kwargs["teacher_epochs"], kwargs["student_epochs"], kwargs["distill_epochs"], kwargs["workers"], kwargs["track"]) == (None, 1, 1, 2, False)
+    assert (kwargs["teacher_epochs"], kwargs["student_epochs"], kwargs["distill_epochs"], kwargs["workers"], kwargs["track"]) == (
+        None,
+        1,
+        1,
+        2,
+        False,
+    )
     assert json.loads(r.stdout)["directions"] == {"kd_vs_no_kd.ap": "no"}
     r = _rci(tmp_path, "ablate", rci_world.root, "--features", rci_world.features_dir, "--which", "kd,nope")
     assert r.exit_code == 2 and "nope" in _out(r) and len(calls) == 1
@@ -175,7 +234,17 @@ def test_rci_report_regenerates_the_readme_region(tmp_path):
         files[kind].write_text(json.dumps(data))
     readme = tmp_path / "README.md"
     readme.write_text(f"# Project\n\n## RCI results\n\n{README_START}\nstale numbers\n{README_END}\n\n## After\n")
-    args = ["report", "--ablation", files["ablation"], "--baselines", files["baselines"], "--flops", files["flops"], "--readme", readme]
+    args = [
+        "report",
+        "--ablation",
+        files["ablation"],
+        "--baselines",
+        files["baselines"],
+        "--flops",
+        files["flops"],
+        "--readme",
+        readme,
+    ]
     r = _rci(tmp_path, *args, "--out", tmp_path / "rci.md")
     assert r.exit_code == 0, r.output
     text = readme.read_text()

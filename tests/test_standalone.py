@@ -43,7 +43,11 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)], tmp, env)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
+        tmp,
+        env,
+    )
     (wheel,) = wheels.glob("clipguard-*.whl")
     venv = tmp / "venv"
     _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)], tmp, env)
@@ -60,8 +64,16 @@ def test_the_wheel_runs_outside_the_checkout(installed, tmp_path, rci_env, rci_m
     outside.mkdir()
     clipguard = [str(python.parent / "clipguard")]
 
-    where = _run([str(python), "-c", "import clipguard, components, pipelines, clipguard.registry.gate as g; "
-                  "print(clipguard.__file__); print(pipelines.__file__); print(g.policy_path())"], outside, env).stdout.split()
+    where = _run(
+        [
+            str(python),
+            "-c",
+            "import clipguard, components, pipelines, clipguard.registry.gate as g; "
+            "print(clipguard.__file__); print(pipelines.__file__); print(g.policy_path())",
+        ],
+        outside,
+        env,
+    ).stdout.split()
     venv = python.parents[1]
     assert all(Path(p).is_relative_to(venv) for p in where), where  # nothing from the checkout
     assert not any(str(REPO) in p for p in where)
@@ -78,18 +90,42 @@ def test_the_wheel_runs_outside_the_checkout(installed, tmp_path, rci_env, rci_m
     (profiles / "tiny.yaml").write_text(yaml.safe_dump(raw))
     tiny = {**env, "CLIPGUARD_CONFIG_DIR": str(profiles), "MLFLOW_DISABLE_TELEMETRY": "true"}
     sets = [a for k, v in TINY_SYNTH.items() for a in ("--set", f"{k}={v}")]
-    _run([*clipguard, "--profile", "tiny", *sets, "data", "synth", "--out", str(outside / "corpus"), "--seed", "0"], outside, tiny, timeout=600)
+    _run(
+        [*clipguard, "--profile", "tiny", *sets, "data", "synth", "--out", str(outside / "corpus"), "--seed", "0"],
+        outside,
+        tiny,
+        timeout=600,
+    )
     manifests = list((outside / "corpus").rglob("*.parquet"))
     videos = list((outside / "corpus").rglob("*.mp4"))
     assert manifests and videos
 
     pairs = outside / "pairs.csv"
-    pd.DataFrame({
-        "query_path": [str(rci_media / "videos" / "astronaut_copy.mp4"), str(rci_media / "videos" / "missing.mp4")],
-        "candidate_path": [str(rci_media / "videos" / "astronaut.mp4"), str(rci_media / "videos" / "coffee.mp4")],
-    }).to_csv(pairs, index=False)
-    _run([*clipguard, "--profile", "tiny", "rci", "score", "--pairs", str(pairs), "--out", str(outside / "scores.csv"),
-          "--model", str(student_dir), "--encoder-dir", str(enc_dir)], outside, tiny)
+    pd.DataFrame(
+        {
+            "query_path": [str(rci_media / "videos" / "astronaut_copy.mp4"), str(rci_media / "videos" / "missing.mp4")],
+            "candidate_path": [str(rci_media / "videos" / "astronaut.mp4"), str(rci_media / "videos" / "coffee.mp4")],
+        }
+    ).to_csv(pairs, index=False)
+    _run(
+        [
+            *clipguard,
+            "--profile",
+            "tiny",
+            "rci",
+            "score",
+            "--pairs",
+            str(pairs),
+            "--out",
+            str(outside / "scores.csv"),
+            "--model",
+            str(student_dir),
+            "--encoder-dir",
+            str(enc_dir),
+        ],
+        outside,
+        tiny,
+    )
     scores = pd.read_csv(outside / "scores.csv", keep_default_na=False)
     assert len(scores) == 2
     assert scores.loc[0, "error"] == "" and 0.0 <= float(scores.loc[0, "score"]) <= 1.0

@@ -98,8 +98,10 @@ def chromaprint_pair_scores(root: str | Path, pairs: pd.DataFrame, progress: boo
             "similarity": [fingerprint_similarity(prints[a], prints[b]) for a, b in zip(q, c)],
             "query_items": [len(prints[a]) for a in q],
             "candidate_items": [len(prints[b]) for b in c],
-            "error": ["; ".join(f"{side} {cid}: {errors[cid]}" for side, cid in (("query", a), ("candidate", b)) if cid in errors)
-                      for a, b in zip(q, c)],
+            "error": [
+                "; ".join(f"{side} {cid}: {errors[cid]}" for side, cid in (("query", a), ("candidate", b)) if cid in errors)
+                for a, b in zip(q, c)
+            ],
         },
         index=pairs.index,
     )

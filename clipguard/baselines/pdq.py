@@ -230,7 +230,9 @@ class HashCache:
             for row in pq.read_table(path, schema=CACHE_SCHEMA).to_pylist():
                 self._entries[row["clip_id"]] = _entry_from_row(row)
 
-    def get(self, clip_id: str, video_uri: str, start_s: float, end_s: float, stat: tuple[int | None, int | None]) -> _Entry | None:
+    def get(
+        self, clip_id: str, video_uri: str, start_s: float, end_s: float, stat: tuple[int | None, int | None]
+    ) -> _Entry | None:
         """The cached entry of a clip if its window and media file are unchanged."""
         e = self._entries.get(clip_id)
         if e is None or (e.video_uri, e.start_s, e.end_s, e.stat) != (video_uri, float(start_s), float(end_s), stat):
@@ -273,10 +275,14 @@ def _entry_from_row(row: dict[str, Any]) -> _Entry:
     hashes = row["hashes"]
     fh = FrameHashes(
         np.asarray(row["times"], np.float64),
-        np.frombuffer(b"".join(hashes), np.uint8).reshape(len(hashes), HASH_BYTES) if hashes else np.zeros((0, HASH_BYTES), np.uint8),
+        np.frombuffer(b"".join(hashes), np.uint8).reshape(len(hashes), HASH_BYTES)
+        if hashes
+        else np.zeros((0, HASH_BYTES), np.uint8),
         np.asarray(row["quality"], np.int16),
     )
-    return _Entry(row["video_uri"], float(row["start_s"]), float(row["end_s"]), (row["file_size"], row["file_mtime_ns"]), fh, row["error"])
+    return _Entry(
+        row["video_uri"], float(row["start_s"]), float(row["end_s"]), (row["file_size"], row["file_mtime_ns"]), fh, row["error"]
+    )
 
 
 def _row_from_entry(clip_id: str, e: _Entry) -> dict[str, Any]:
@@ -410,4 +416,3 @@ def _error(e: Exception) -> str:
     """``"<reason>: <path>[: <detail>]"`` of a :class:`~clipguard.media.reader.MediaError`."""
     reason, path, detail = getattr(e, "reason", "decode_error"), getattr(e, "path", ""), getattr(e, "detail", str(e))
     return f"{reason}: {path}" + (f": {detail}" if detail else "")
-

@@ -133,7 +133,9 @@ def baseline_pair_scores(
         out[column] = details[column].to_numpy()
     n_bad = int((out["error"] != "").sum())
     if n_bad:
-        log.warning("%s: %d of %d pair(s) scored 0 because a clip could not be scored (see the error column)", method, n_bad, len(out))
+        log.warning(
+            "%s: %d of %d pair(s) scored 0 because a clip could not be scored (see the error column)", method, n_bad, len(out)
+        )
     return out.reset_index(drop=True)
 
 

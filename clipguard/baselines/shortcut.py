@@ -57,7 +57,8 @@ def shortcut_pair_scores(
     score = -np.abs(q - c)
     bad = np.isnan(score)
     errors = [
-        "missing_length: " + ", ".join(f"{side} {cid}" for side, cid, v in (("query", qi, qv), ("candidate", ci, cv)) if np.isnan(v))
+        "missing_length: "
+        + ", ".join(f"{side} {cid}" for side, cid, v in (("query", qi, qv), ("candidate", ci, cv)) if np.isnan(v))
         if b
         else ""
         for qi, ci, qv, cv, b in zip(pairs["query_clip_id"], pairs["candidate_clip_id"], q, c, bad)
@@ -65,6 +66,4 @@ def shortcut_pair_scores(
     if bad.any():
         floor = float(np.nanmin(score)) - 1.0 if (~bad).any() else -1.0
         score = np.where(bad, floor, score)
-    return pd.DataFrame(
-        {"query_length": q, "candidate_length": c, "similarity": score, "error": errors}, index=pairs.index
-    )
+    return pd.DataFrame({"query_length": q, "candidate_length": c, "similarity": score, "error": errors}, index=pairs.index)

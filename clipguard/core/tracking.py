@@ -55,7 +55,6 @@ class RegistryError(Exception):
     """Base class of the registry's errors (the CLI prints them without a traceback)."""
 
 
-
 # --------------------------------------------------------------------------- where
 
 
@@ -116,6 +115,7 @@ def configure_tracking(cfg: Config | None = None) -> TrackingSetup:
             raise RegistryError(f"could not create the MLflow experiment {name!r} at {uri}")
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return TrackingSetup(uri, name, experiment.experiment_id, experiment.artifact_location)
+
 
 # --------------------------------------------------------------------------- lineage
 

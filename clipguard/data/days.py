@@ -136,9 +136,10 @@ def slice_days(root: str | Path, out: str | Path, days: Iterable[int]) -> DaySli
     ids = set(sliced.column("clip_id").to_pylist())
     pairs = pq.read_table(pairs_path) if pairs_path.is_file() else None
     if pairs is not None:
-        both = [q in ids and c in ids for q, c in zip(
-            pairs.column("query_clip_id").to_pylist(), pairs.column("candidate_clip_id").to_pylist(), strict=True
-        )]
+        both = [
+            q in ids and c in ids
+            for q, c in zip(pairs.column("query_clip_id").to_pylist(), pairs.column("candidate_clip_id").to_pylist(), strict=True)
+        ]
         pairs = pairs.filter(pa.array(both, pa.bool_()))
 
     out.parent.mkdir(parents=True, exist_ok=True)

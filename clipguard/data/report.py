@@ -127,8 +127,7 @@ def print_summary(console: Console, report: dict[str, Any], reused: bool) -> Non
     """Counts per manifest, reasons and flags, and a few quarantine messages."""
     if reused:
         console.print(
-            f"[bold]validate[/]: {report['out_dir']} is up to date "
-            f"(fingerprint {report['fingerprint'][:12]}); nothing to do"
+            f"[bold]validate[/]: {report['out_dir']} is up to date (fingerprint {report['fingerprint'][:12]}); nothing to do"
         )
     manifests = {k: v for k, v in report["manifests"].items() if v is not None}
     table = Table(title=None if reused else f"validation of {report['root']}", show_edge=False)

@@ -886,8 +886,7 @@ def _check_out_dir(out_dir: Path) -> None:
         foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in OUTPUT_FILES)
         if foreign:
             raise FileExistsError(
-                f"{out_dir} holds files that validation did not write ({', '.join(foreign[:5])}); "
-                "choose another out_dir"
+                f"{out_dir} holds files that validation did not write ({', '.join(foreign[:5])}); choose another out_dir"
             )
 
 
@@ -942,9 +941,7 @@ def _media_stats(root: Path, clips_raw: pa.Table) -> dict[str, list[int] | None]
     return stats
 
 
-def _fingerprint(
-    root: Path, inputs: dict[str, Path | None], clips_raw: pa.Table, cfg: Config
-) -> tuple[str, dict[str, Any]]:
+def _fingerprint(root: Path, inputs: dict[str, Path | None], clips_raw: pa.Table, cfg: Config) -> tuple[str, dict[str, Any]]:
     """The digest of everything the outputs depend on, and its content."""
     content = {
         "format_version": FORMAT_VERSION,
@@ -1038,9 +1035,7 @@ def _validate_pairs(run: _Run, gx: _Expectations, raw: pa.Table, path: Path, cli
     return m
 
 
-def _outputs(
-    manifests: Sequence[_Manifest], probed: int
-) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any] | None]]:
+def _outputs(manifests: Sequence[_Manifest], probed: int) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any] | None]]:
     """The output tables by file name, and the report section of each manifest."""
     tables: dict[str, pa.Table] = {}
     sections: dict[str, dict[str, Any] | None] = {"clips": None, "pairs": None}

@@ -184,7 +184,9 @@ class AudioEncoder(nn.Module):
         ]
 
 
-def build_audio_encoder(enc: EncoderConfig, clip_seconds: float, sample_rate: int, tokens_per_second: float = 1.0) -> AudioEncoder:
+def build_audio_encoder(
+    enc: EncoderConfig, clip_seconds: float, sample_rate: int, tokens_per_second: float = 1.0
+) -> AudioEncoder:
     """An audio encoder for ``cfg.encoders`` and the clip length, random-initialised.
 
     In the gpu profile ``<checkpoint_dir>/whisper-small`` is loaded instead when present; its

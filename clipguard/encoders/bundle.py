@@ -85,9 +85,7 @@ class EncoderBundle:
         return d
 
     @classmethod
-    def load(
-        cls, directory: str | Path, cfg: Config | None = None
-    ) -> tuple[EncoderBundle, dict[str, Any]]:
+    def load(cls, directory: str | Path, cfg: Config | None = None) -> tuple[EncoderBundle, dict[str, Any]]:
         """Rebuild the encoders saved in ``directory``; returns them and ``encoder.json``.
 
         ``cfg`` supplies run-time settings that do not change weights

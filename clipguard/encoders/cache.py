@@ -155,4 +155,3 @@ def load_or_build_cache(
     index = {"clip_ids": ids, "splits": [split_of[i] for i in ids], "failed": failed}
     publish_tensor_dir(path, tensors, index, _TENSORS, _INDEX)
     return _load(path, key)
-

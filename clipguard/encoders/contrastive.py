@@ -38,9 +38,7 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
     return nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
-def clip_loss(
-    a: torch.Tensor, b: torch.Tensor, temperature: float, mask: torch.Tensor | None = None
-) -> torch.Tensor:
+def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric CLIP loss between aligned rows of ``a`` and ``b`` (B x E each).
 
     ``mask`` (B, bool) keeps only the rows where both sides exist (e.g. clips with audio);

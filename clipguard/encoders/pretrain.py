@@ -151,16 +151,11 @@ def encoder_version(mode: str, cfg: Config, data_ver: str, seed: int) -> str:
 def embed_clips(vision: VisionEncoder, frames: list[torch.Tensor]) -> torch.Tensor:
     """128-d clip embeddings (N x E) of clips given as uint8 frame stacks, all frames used."""
     vision.eval()
-    out = [
-        vision.encode_clips([f.numpy() for f in frames[s : s + _EMBED_BATCH]])[2]
-        for s in range(0, len(frames), _EMBED_BATCH)
-    ]
+    out = [vision.encode_clips([f.numpy() for f in frames[s : s + _EMBED_BATCH]])[2] for s in range(0, len(frames), _EMBED_BATCH)]
     return torch.cat(out)
 
 
-def _candidate_ranks(
-    clip_ids: list[str], embeddings: torch.Tensor, pairs: pd.DataFrame
-) -> tuple[torch.Tensor, list[str], int]:
+def _candidate_ranks(clip_ids: list[str], embeddings: torch.Tensor, pairs: pd.DataFrame) -> tuple[torch.Tensor, list[str], int]:
     """Rank of each positive pair's candidate among the gallery, for queries in the gallery.
 
     Returns the ranks (1 = most similar), the pairs' ``reason`` (which modality decides
@@ -315,9 +310,7 @@ class _Trainer:
                 has_audio = self.cache.has_audio[sel]
                 terms = [l_text]
                 if int(has_audio.sum()) >= 2:
-                    terms.append(
-                        clip_loss(q_clips, self.heads["audio"](self.audio_vectors[sel]), p.clip_temperature, has_audio)
-                    )
+                    terms.append(clip_loss(q_clips, self.heads["audio"](self.audio_vectors[sel]), p.clip_temperature, has_audio))
                 loss = loss + p.clip_weight * torch.stack(terms).mean()
             for group in self.opt.param_groups:
                 group["lr"] = warmup_cosine_lr(self.step, self.total_steps, self.warmup, p.lr)
@@ -416,20 +409,36 @@ def _pretrained_audio(
         audio.encoder.load_state_dict(load_file(str(state)))
         audio.eval().requires_grad_(False)
         return audio, json.loads(info_path.read_text())
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"audio seed {seed}", total=p.audio_steps, loss=float("nan"))
         result = pretrain_audio(
             audio, [cache.waves[i] for i in train_idx], p, seed, lambda loss: bar.update(task, advance=1, loss=loss)
         )
     audio.eval().requires_grad_(False)
-    info = {"steps": result.steps, "clips": result.clips, "seconds": result.seconds,
-            "first_loss": result.losses[0], "last_loss": sum(result.losses[-10:]) / len(result.losses[-10:])}
+    info = {
+        "steps": result.steps,
+        "clips": result.clips,
+        "seconds": result.seconds,
+        "first_loss": result.losses[0],
+        "last_loss": sum(result.losses[-10:]) / len(result.losses[-10:]),
+    }
     save_tensors(state, audio.encoder.state_dict())
     write_json(info_path, info)
-    log.info("audio encoder: %d steps on %d clips in %.0f s, loss %.3f -> %.3f",
-             result.steps, result.clips, result.seconds, info["first_loss"], info["last_loss"])
+    log.info(
+        "audio encoder: %d steps on %d clips in %.0f s, loss %.3f -> %.3f",
+        result.steps,
+        result.clips,
+        result.seconds,
+        info["first_loss"],
+        info["last_loss"],
+    )
     return audio, info
 
 
@@ -514,7 +523,8 @@ def _pretrain(
     if cfg.pretrain.queue_size >= len(train_idx):
         log.warning(
             "queue_size=%d >= %d training clips: the queue holds stale keys of the query's own clip",
-            cfg.pretrain.queue_size, len(train_idx),
+            cfg.pretrain.queue_size,
+            len(train_idx),
         )
 
     state_dir = enc_dir / _STATE_DIR
@@ -540,7 +550,9 @@ def _pretrain(
     )
     with Progress(*columns, disable=not progress) as bar:
         for epoch in range(start, epochs):
-            task = bar.add_task(f"{mode} seed {seed} epoch {epoch + 1}/{epochs}", total=trainer.steps_per_epoch, loss=float("nan"))
+            task = bar.add_task(
+                f"{mode} seed {seed} epoch {epoch + 1}/{epochs}", total=trainer.steps_per_epoch, loss=float("nan")
+            )
 
             def on_step(loss: float, task: TaskID = task) -> None:
                 bar.update(task, advance=1, loss=loss)
@@ -588,7 +600,9 @@ def _pretrain(
     }
     bundle.save(enc_dir, meta, heads=trainer.heads.state_dict() or None)
     shutil.rmtree(state_dir, ignore_errors=True)
-    log.info("encoder %s: R@1 %.2f R@5 %.2f", version, metrics.get("recall@1", float("nan")), metrics.get("recall@5", float("nan")))
+    log.info(
+        "encoder %s: R@1 %.2f R@5 %.2f", version, metrics.get("recall@1", float("nan")), metrics.get("recall@5", float("nan"))
+    )
     return (
         _result_from_meta(enc_dir, meta, epochs_run=epochs - start, resumed_from_epoch=start, skipped=False),
         frozen,
@@ -662,9 +676,7 @@ def compare_pretraining(
     for name, metrics, secs in [("random_init", floor, None)] + [
         (m, [r.metrics for r in rs], [r.train_seconds for r in rs]) for m, rs in runs.items()
     ]:
-        entry: dict[str, Any] = {
-            key: _stats([mm[key] for mm in metrics]) for key in metrics[0] if "recall@" in key
-        }
+        entry: dict[str, Any] = {key: _stats([mm[key] for mm in metrics]) for key in metrics[0] if "recall@" in key}
         if secs is not None:
             entry["train_seconds"] = _stats(secs)
             entry["encoder_versions"] = [r.encoder_version for r in runs[name]]

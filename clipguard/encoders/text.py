@@ -117,9 +117,7 @@ class TextEncoder(nn.Module):
         texts = list(texts)
         if not texts:
             raise ValueError("encode: no texts")
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
-        )
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt")
         states = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].bool()
         if self.pooling == "mean":

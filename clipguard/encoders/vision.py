@@ -180,7 +180,9 @@ def build_vision_encoder(enc: EncoderConfig) -> VisionEncoder:
         if backbone.config.image_size != enc.vision_image_size:
             log.warning(
                 "%s has image_size=%s; frames are resized to it (config says %s)",
-                ckpt, backbone.config.image_size, enc.vision_image_size,
+                ckpt,
+                backbone.config.image_size,
+                enc.vision_image_size,
             )
         log.info("vision backbone loaded from %s", ckpt)
     else:

@@ -52,7 +52,6 @@ from clipguard.eval.report import ablation_markdown, ablation_stats, ablation_ta
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Variant:
     """One trained-and-evaluated model of one seed."""
@@ -121,9 +120,18 @@ def _run_job(ctx: _Context, job: _Job, teacher_cache: str | None) -> _Outcome:
         from clipguard.training.teacher_cache import cache_teacher
 
         teacher = train_teacher(ctx.root, job.cfg, d["teachers"], job.seed, d["media"], ctx.progress, track=False)
-        cache = cache_teacher(teacher.model_dir, ctx.root, job.cfg, d["teacher_cache"], media_dir=d["media"], progress=ctx.progress)
+        cache = cache_teacher(
+            teacher.model_dir, ctx.root, job.cfg, d["teacher_cache"], media_dir=d["media"], progress=ctx.progress
+        )
         report = evaluate_teacher(
-            teacher.model_dir, ctx.root, ctx.split, job.cfg, d["teacher_cache"], media_dir=d["media"], progress=ctx.progress, track=False
+            teacher.model_dir,
+            ctx.root,
+            ctx.split,
+            job.cfg,
+            d["teacher_cache"],
+            media_dir=d["media"],
+            progress=ctx.progress,
+            track=False,
         )
         variant = Variant(job.name, job.seed, str(teacher.model_dir), _summary(report), teacher.train_seconds)
         return _Outcome(variant, report, str(cache.path))
@@ -131,7 +139,9 @@ def _run_job(ctx: _Context, job: _Job, teacher_cache: str | None) -> _Outcome:
     from clipguard.training.student import train_student
     from clipguard.training.teacher import read_training_meta
 
-    result = train_student(ctx.root, ctx.features_dir, job.cfg, d["students"], teacher_cache, job.seed, job.stages, ctx.progress, track=False)
+    result = train_student(
+        ctx.root, ctx.features_dir, job.cfg, d["students"], teacher_cache, job.seed, job.stages, ctx.progress, track=False
+    )
     report = evaluate_student(result.model_dir, ctx.features_dir, ctx.root, ctx.split, job.cfg, track=False)
     seconds = result.train_seconds
     if result.init_dir is not None:  # stage 2: count stage 1 too
@@ -141,12 +151,15 @@ def _run_job(ctx: _Context, job: _Job, teacher_cache: str | None) -> _Outcome:
 
 def _run_all(ctx: _Context, jobs: list[_Job], caches: dict[int, str], workers: int, bar: Any, task: Any) -> list[_Outcome]:
     """Run ``jobs`` (independent of each other) in order, or on ``workers`` processes."""
+
     def cache_of(job: _Job) -> str | None:
         return caches[job.teacher_seed] if job.teacher_seed is not None else None
 
     def done(outcome: _Outcome) -> _Outcome:
         v = outcome.variant
-        log.info("ablation run done: %s seed %d, test AP %.4f, %.0f s of training", v.name, v.seed, v.metrics["ap"], v.train_seconds)
+        log.info(
+            "ablation run done: %s seed %d, test AP %.4f, %.0f s of training", v.name, v.seed, v.metrics["ap"], v.train_seconds
+        )
         bar.advance(task)
         return outcome
 
@@ -225,7 +238,9 @@ def run_ablations(
     configure_threads(base.models.training.torch_threads)
     root, features = Path(root), resolve_features_dir(features_dir)
     out = Path(out_dir)
-    ctx = _Context(root, features, {k: out / k for k in ("teachers", "teacher_cache", "students", "media")}, split, progress and workers <= 1)
+    ctx = _Context(
+        root, features, {k: out / k for k in ("teachers", "teacher_cache", "students", "media")}, split, progress and workers <= 1
+    )
     lam = base.models.distill.lambda_logits
     need_teacher = bool({"teacher", "kd", "lambda"} & set(which))
     t_seeds = list(teacher_seeds) if teacher_seeds is not None else list(seeds)
@@ -246,10 +261,14 @@ def run_ablations(
             second.append(student("MatchLite (no KD)", seed, {**vat, **_kd_updates("off", lam)}, 2))
             second.append(student("MatchLite + KD", seed, {**vat, **_kd_updates("both", lam)}, 2, True))
         if "kd" in which:
-            second += [student(f"KD {mode}", seed, {**vat, **_kd_updates(mode, lam)}, 2, True) for mode in ("logits", "embeddings")]
+            second += [
+                student(f"KD {mode}", seed, {**vat, **_kd_updates(mode, lam)}, 2, True) for mode in ("logits", "embeddings")
+            ]
         if "lambda" in which:
             for x in LAMBDAS:
-                job = student("MatchLite + KD" if x == lam else f"KD lambda={x}", seed, {**vat, **_kd_updates("both", x)}, 2, True)
+                job = student(
+                    "MatchLite + KD" if x == lam else f"KD lambda={x}", seed, {**vat, **_kd_updates("both", x)}, 2, True
+                )
                 if all((j.name, j.seed) != (job.name, job.seed) for j in second):
                     second.append(job)
     if need_teacher:
@@ -281,7 +300,11 @@ def run_ablations(
             "teacher": base.models.teacher.epochs,
             "student_stage1": base.models.student.epochs,
             "student_stage2": base.models.distill.epochs,
-            "shrunk_from": {"teacher": cfg.models.teacher.epochs, "student_stage1": cfg.models.student.epochs, "student_stage2": cfg.models.distill.epochs},
+            "shrunk_from": {
+                "teacher": cfg.models.teacher.epochs,
+                "student_stage1": cfg.models.student.epochs,
+                "student_stage2": cfg.models.distill.epochs,
+            },
         },
         "teacher_audio_window_seconds": base.models.teacher.audio_window_seconds,
         "lambda_default": lam,

@@ -9,7 +9,12 @@ from typing import Any
 
 ABLATIONS: tuple[str, ...] = ("modality", "teacher", "kd", "lambda")
 MODALITIES: dict[str, str] = {"v": "V", "va": "V+A", "vt": "V+T", "vat": "V+A+T"}
-KD_MODES: dict[str, str] = {"off": "no KD", "logits": "logits only", "embeddings": "embeddings only", "both": "logits + embeddings"}
+KD_MODES: dict[str, str] = {
+    "off": "no KD",
+    "logits": "logits only",
+    "embeddings": "embeddings only",
+    "both": "logits + embeddings",
+}
 LAMBDAS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
 METRICS: dict[str, str] = {"ap": "AP", "f1": "F1", "r_at_p80": "R@P80"}
 REASON_SUBSETS: dict[str, str] = {"reason_visual": "AP visual", "reason_audio": "AP audio", "reason_text": "AP text"}

@@ -156,7 +156,9 @@ def evaluate_student(
     out = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
     report = _write(report, val.pairs, val_scores, test.pairs, scores, split, out, "MatchLite", heldout)
     if track:
-        lineage = Lineage(data_version=report["data_version"], encoder_version=report["features_version"], model_version=report["model_version"])
+        lineage = Lineage(
+            data_version=report["data_version"], encoder_version=report["features_version"], model_version=report["model_version"]
+        )
         _track(report, cfg, "rci-evaluate-student", lineage, split)
     return report
 
@@ -196,6 +198,11 @@ def evaluate_teacher(
     out = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
     report = _write(report, val_pairs, val_scores, pairs, scores, split, out, "MatchLM", heldout)
     if track:
-        _track(report, cfg, "rci-evaluate-teacher", Lineage(data_version=report["data_version"], model_version=report["model_version"]), split)
+        _track(
+            report,
+            cfg,
+            "rci-evaluate-teacher",
+            Lineage(data_version=report["data_version"], model_version=report["model_version"]),
+            split,
+        )
     return report
-

@@ -72,7 +72,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("kd_vs_no_kd.r_at_p80", "KD > no KD (R@P80)", "MatchLite + KD", "MatchLite (no KD)", "r_at_p80", "+9.71 R@P80"),
     Claim("kd_vs_no_kd.f1", "KD > no KD (F1)", "MatchLite + KD", "MatchLite (no KD)", "f1"),
     Claim("kd_both_vs_logits.ap", "KD logits + embeddings > logits only (AP)", "MatchLite + KD", "KD logits", "ap", "Table 4"),
-    Claim("kd_both_vs_embeddings.ap", "KD logits + embeddings > embeddings only (AP)", "MatchLite + KD", "KD embeddings", "ap", "Table 4"),
+    Claim(
+        "kd_both_vs_embeddings.ap",
+        "KD logits + embeddings > embeddings only (AP)",
+        "MatchLite + KD",
+        "KD embeddings",
+        "ap",
+        "Table 4",
+    ),
     Claim("va_vs_v.ap", "V+A > V (AP)", "V+A", "V", "ap", "+3.39 AP"),
     Claim("vt_vs_v.ap", "V+T > V (AP)", "V+T", "V", "ap", "+0.83 AP"),
     Claim("vat_vs_v.ap", "V+A+T > V (AP)", "V+A+T", "V", "ap", "+3.68 AP"),
@@ -136,7 +143,9 @@ def load_result(path: str | Path, kind: str) -> dict[str, Any]:
         raise ReportInputError(f"{kind} results {p} are not valid JSON: {e}") from e
     missing = [k for k in _REQUIRED_KEYS[kind] if not isinstance(data, dict) or k not in data]
     if missing:
-        raise ReportInputError(f"{p} does not hold {kind} results (as written by `{_WRITTEN_BY[kind]}`): missing {', '.join(missing)}")
+        raise ReportInputError(
+            f"{p} does not hold {kind} results (as written by `{_WRITTEN_BY[kind]}`): missing {', '.join(missing)}"
+        )
     return data
 
 
@@ -176,7 +185,9 @@ _TITLES = {
 }
 
 
-def _rows(rows: Sequence[tuple[str, str]], stats: Mapping[str, Mapping[str, Any]], columns: Mapping[str, str], extra=None) -> list[dict[str, str]]:
+def _rows(
+    rows: Sequence[tuple[str, str]], stats: Mapping[str, Mapping[str, Any]], columns: Mapping[str, str], extra=None
+) -> list[dict[str, str]]:
     out = []
     for label, name in rows:
         if name not in stats:
@@ -208,7 +219,10 @@ def ablation_tables(
         rows = [("MatchLM (teacher)", TEACHER), ("MatchLite (no KD)", "MatchLite (no KD)"), ("MatchLite + KD", "MatchLite + KD")]
         tables["teacher_vs_student"] = _rows(rows, stats, METRICS, secs)
     if "kd" in which:
-        rows = [(label, "MatchLite + KD" if mode == "both" else "MatchLite (no KD)" if mode == "off" else f"KD {mode}") for mode, label in KD_MODES.items()]
+        rows = [
+            (label, "MatchLite + KD" if mode == "both" else "MatchLite (no KD)" if mode == "off" else f"KD {mode}")
+            for mode, label in KD_MODES.items()
+        ]
         tables["kd"] = _rows(rows, stats, METRICS)
     if "lambda" in which:
         rows = [(f"λ = {x}", "MatchLite + KD" if x == lam else f"KD lambda={x}") for x in LAMBDAS]
@@ -342,7 +356,9 @@ def ablation_markdown(result: Mapping[str, Any], level: int = 1, title: str = "R
     return "\n".join(lines)
 
 
-def directions_markdown(found: Mapping[str, Mapping[str, Any]], result: Mapping[str, Any] | None = None, level: int = 2) -> list[str]:
+def directions_markdown(
+    found: Mapping[str, Mapping[str, Any]], result: Mapping[str, Any] | None = None, level: int = 2
+) -> list[str]:
     """The verdict lines and the per-seed difference table of ``found`` (from :func:`directions`)."""
     if not found:
         return []
@@ -446,7 +462,8 @@ def baselines_markdown(
     if evaluated and evaluated.get("metrics"):
         version = evaluated.get("model_version")
         students[f"MatchLite (evaluated model{' ' + version if version else ''})"] = {
-            "all": evaluated["metrics"], **(evaluated.get("subsets") or {})
+            "all": evaluated["metrics"],
+            **(evaluated.get("subsets") or {}),
         }
     columns = {**methods, **students}
     ablation_data = ablation.get("data_version") if ablation is not None else None
@@ -460,7 +477,9 @@ def baselines_markdown(
         return None
 
     empty = [sub for sub in subsets if positives(sub) == 0]
-    shown = [sub for sub in subsets if sub not in empty and (positives(sub) is not None or any(c.get(sub) for c in students.values()))]
+    shown = [
+        sub for sub in subsets if sub not in empty and (positives(sub) is not None or any(c.get(sub) for c in students.values()))
+    ]
     lines = [
         f"{h} Baselines vs MatchLite (split `{baselines['split']}`, the same pairs)",
         "",
@@ -517,7 +536,11 @@ def beats_verdict(student: Mapping[str, Any], baseline: Mapping[str, Any], subse
                 losses.append(f"{sub} {_metric_title(m)} {s_txt} vs {b_txt}")
     if not compared:
         return "not measured" + (f" ({', '.join(missing)})" if missing else "")
-    text = f"**no** — not higher on {len(losses)} of {compared}: " + "; ".join(losses) if losses else f"**yes** (all {compared} higher)"
+    text = (
+        f"**no** — not higher on {len(losses)} of {compared}: " + "; ".join(losses)
+        if losses
+        else f"**yes** (all {compared} higher)"
+    )
     if missing:
         text += f"; not measured: {', '.join(missing)}"
     return text
@@ -581,7 +604,8 @@ def build_report(
     if sources:
         given = " ".join(f"--{k} {v}" for k, v in sources.items() if v)
         lines += [
-            "Sources: " + ", ".join(f"{k} `{v}`" if v else f"{k} not measured" for k, v in sources.items())
+            "Sources: "
+            + ", ".join(f"{k} `{v}`" if v else f"{k} not measured" for k, v in sources.items())
             + f". Regenerate: `clipguard rci report {given} --readme docs/rci-results.md`.",
             "",
         ]
@@ -647,6 +671,7 @@ def write_report(
     sources = {k: str(p) if p is not None else None for k, p in paths.items()}
     markdown = build_report(data["ablation"], data["baselines"], data["flops"], student, sources)
     result = ReportResult(markdown, sources=sources)
+
     def writer(text: str):
         def write(p: Path) -> None:
             p.write_text(text)

@@ -356,4 +356,8 @@ def student_speed(
     cfg = cfg or load_config()
     model = load_student(model_dir)
     dataset = student_dataset(root, resolve_features_dir(features_dir), (split,), model.config, {"rci": 2})
-    return {"model_dir": str(Path(model_dir).resolve()), "split": split, **measure_student_speed(model, dataset, cfg, batch_sizes)}
+    return {
+        "model_dir": str(Path(model_dir).resolve()),
+        "split": split,
+        **measure_student_speed(model, dataset, cfg, batch_sizes),
+    }

@@ -106,8 +106,7 @@ def _check_settings(features_dir: Path, settings: dict[str, Any]) -> None:
     if stored != settings:
         diff = sorted(k for k in settings if stored.get(k) != settings[k])
         raise ValueError(
-            f"{features_dir} was extracted with other settings ({', '.join(diff)} differ): "
-            "use another out_dir or remove it"
+            f"{features_dir} was extracted with other settings ({', '.join(diff)} differ): use another out_dir or remove it"
         )
 
 
@@ -325,7 +324,9 @@ def extract_features(
     if writer.written or parts:
         committed, parts = _committed(features_dir)
         _merge(features_dir, committed, parts)
-    extracted_now = {r["clip_id"] for r in _read_table(features_dir / FEATURES_FILE, CLIP_FEATURES_SCHEMA).select(["clip_id"]).to_pylist()}
+    extracted_now = {
+        r["clip_id"] for r in _read_table(features_dir / FEATURES_FILE, CLIP_FEATURES_SCHEMA).select(["clip_id"]).to_pylist()
+    }
     kept = [q for q in quarantine if q["clip_id"] in unchanged_bad and q["clip_id"] not in extracted_now]
     new_quarantine = kept + new_bad
     if new_bad or len(kept) != len(quarantine):
@@ -371,4 +372,3 @@ def extract_features(
         console.print(summary)
     log.info(summary)
     return result
-

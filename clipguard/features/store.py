@@ -136,9 +136,7 @@ def validate_feature_table(path: str | Path) -> str:
     if wrong:
         raise ValueError(f"feature table {path} has columns of the wrong type: {', '.join(wrong)}")
 
-    keys = pq.read_table(
-        path, columns=["clip_id", "event_timestamp", "created_timestamp", "encoder_version"]
-    ).to_pandas()
+    keys = pq.read_table(path, columns=["clip_id", "event_timestamp", "created_timestamp", "encoder_version"]).to_pandas()
     if keys.empty:
         raise ValueError(f"feature table {path} has no rows")
     versions = sorted(keys["encoder_version"].dropna().unique())
@@ -420,9 +418,7 @@ def online_features(
     ids = list(dict.fromkeys(clip_ids))
     if not ids:
         return {}
-    response = store.get_online_features(
-        features=feature_refs(views), entity_rows={"clip_id": ids}, full_feature_names=True
-    )
+    response = store.get_online_features(features=feature_refs(views), entity_rows={"clip_id": ids}, full_feature_names=True)
     # Read Feast's response proto directly: OnlineResponse.to_dict() turns every float
     # of every vector into a Python object, the largest cost of a 64-clip read.
     proto = response.proto

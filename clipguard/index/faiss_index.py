@@ -271,9 +271,7 @@ class ClipIndex:
     def encoder_version(self) -> str | None:
         return self.meta.get("encoder_version")
 
-    def search(
-        self, vectors: np.ndarray, k: int, ef_search: int | None = None, nprobe: int | None = None
-    ) -> SearchResult:
+    def search(self, vectors: np.ndarray, k: int, ef_search: int | None = None, nprobe: int | None = None) -> SearchResult:
         """The ``k`` most cosine-similar clips of each query vector (queries are normalised here)."""
         if k < 1:
             raise ValueError("k must be >= 1")
@@ -354,7 +352,9 @@ class ClipIndex:
                 raise IndexIntegrityError(f"{d}: shard {s['file']} does not match its recorded SHA-256 (corrupt or altered)")
             index = faiss.read_index(str(path))
             if index.ntotal != s["n_vectors"]:
-                raise IndexIntegrityError(f"{d}: shard {s['file']} holds {index.ntotal} vectors, the sidecar says {s['n_vectors']}")
+                raise IndexIntegrityError(
+                    f"{d}: shard {s['file']} holds {index.ntotal} vectors, the sidecar says {s['n_vectors']}"
+                )
             shards.append(index)
         ids = pq.read_table(d / IDS_FILE, columns=["clip_id"]).column("clip_id").to_numpy(zero_copy_only=False)
         total = sum(int(s.ntotal) for s in shards)
@@ -507,8 +507,17 @@ def build_index(
         meta = json.loads((index_dir / INDEX_FILE).read_text())
         log.info("index %s is complete: nothing to build", version)
         return IndexBuildResult(
-            index_dir, version, params.kind, meta["n_vectors"], len(meta["shards"]), meta["dim"], encoders[0],
-            meta["bytes_per_vector"], time.perf_counter() - t0, True, 0,
+            index_dir,
+            version,
+            params.kind,
+            meta["n_vectors"],
+            len(meta["shards"]),
+            meta["dim"],
+            encoders[0],
+            meta["bytes_per_vector"],
+            time.perf_counter() - t0,
+            True,
+            0,
         )
 
     from clipguard.core.io import remove_stale_tmp
@@ -733,4 +742,3 @@ def progress_bar(enabled: bool, total: int, description: str) -> Iterator[Any]:
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.update(task, advance=n)
-

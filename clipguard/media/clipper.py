@@ -59,6 +59,4 @@ def iter_clips(
     if duration_s <= 0:
         raise MediaError(path, "duration_out_of_range", f"duration {duration_s}")
     for start, end in plan_windows(duration_s, media.clip_seconds, media.clip_overlap_seconds, media.min_clip_seconds):
-        yield decode_clip(
-            path, start, end, fps=media.fps, sample_rate=media.sample_rate, size=media.frame_size
-        )
+        yield decode_clip(path, start, end, fps=media.fps, sample_rate=media.sample_rate, size=media.frame_size)

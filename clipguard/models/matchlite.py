@@ -166,7 +166,9 @@ class ClipFeatures:
         if x is None or mask is None:
             raise ValueError(f"the model uses the {name} modality but no {name} features/mask were given")
         if x.ndim != 3 or mask.shape != x.shape[:2]:
-            raise ValueError(f"{name} features must be (B, T, D) with a (B, T) mask, got {tuple(x.shape)} and {tuple(mask.shape)}")
+            raise ValueError(
+                f"{name} features must be (B, T, D) with a (B, T) mask, got {tuple(x.shape)} and {tuple(mask.shape)}"
+            )
         return x, mask.bool()
 
     def to(self, device: torch.device | str) -> ClipFeatures:
@@ -295,9 +297,7 @@ class BiXT(nn.Module):
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout))
 
 
 def fuse_conv_bn_(module: nn.Module) -> int:
@@ -401,9 +401,7 @@ MATCH_STATS = 4
 """numbers per view that :func:`match_statistics` gives"""
 
 
-def match_statistics(
-    sim: torch.Tensor, mq: torch.Tensor, mc: torch.Tensor, fq: torch.Tensor, fc: torch.Tensor
-) -> torch.Tensor:
+def match_statistics(sim: torch.Tensor, mq: torch.Tensor, mc: torch.Tensor, fq: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     """Per view of cosine maps ``sim`` (B, V, M, N; zero off the pair mask) with 0/1 token
     masks ``mq`` (B, M) / ``mc`` (B, N) and the normalised tokens ``fq`` (B, V, M, d) / ``fc``
     (B, V, N, d): (B, V, 4) = [mean over real query tokens of their best candidate match, the

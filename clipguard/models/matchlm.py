@@ -109,9 +109,7 @@ class MatchLMConfig:
         object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
 
     @classmethod
-    def from_settings(
-        cls, teacher: TeacherConfig, tasks: dict[str, int], tokenizer: PreTrainedTokenizerBase
-    ) -> MatchLMConfig:
+    def from_settings(cls, teacher: TeacherConfig, tasks: dict[str, int], tokenizer: PreTrainedTokenizerBase) -> MatchLMConfig:
         """The architecture ``cfg.models.teacher`` describes, for ``tokenizer``.
 
         With ``checkpoint_dir`` / ``audio_checkpoint_dir`` set, the LLaVA-OV / Whisper configs
@@ -574,8 +572,8 @@ class MatchLMProcessor:
     def sequence_ids(self, query_frames: int, candidate_frames: int, query_text: str = "", candidate_text: str = "") -> list[int]:
         """The token ids of one pair sequence (§3.2, A.2)::
 
-            Prompt [Text 1: ... Text 2: ...] Video 1: <video>*(n1*t+1) Audio: <audio>
-                                             Video 2: <video>*(n2*t+1) Audio: <audio> <end>
+        Prompt [Text 1: ... Text 2: ...] Video 1: <video>*(n1*t+1) Audio: <audio>
+                                         Video 2: <video>*(n2*t+1) Audio: <audio> <end>
         """
         ids = self.config.token_ids
         per_video = self.config.tokens_per_frame
@@ -603,9 +601,9 @@ class MatchLMProcessor:
         """Waveform -> (log-mel (mel_bins, 2 x positions), state mask (positions,)); ``None`` -> silence, all False."""
         window = self.config.audio_window_seconds * SAMPLE_RATE
         wave = np.zeros(0, np.float32) if audio is None else np.asarray(audio, np.float32)[:window]
-        mel = self.feature_extractor(
-            [wave], sampling_rate=SAMPLE_RATE, return_tensors="np", padding="max_length"
-        )["input_features"][0]
+        mel = self.feature_extractor([wave], sampling_rate=SAMPLE_RATE, return_tensors="np", padding="max_length")[
+            "input_features"
+        ][0]
         positions = self.config.audio_positions
         valid = min(positions, math.ceil(len(wave) / SAMPLE_RATE * WHISPER_STATES_PER_SECOND))
         mask = torch.zeros(positions, dtype=torch.bool)

@@ -280,9 +280,7 @@ def _post(url: str, payload: dict[str, Any], cfg: AlertConfig, session: requests
         log.info("alert %s: attempt %d failed (%s); retrying in %.2fs", fp, attempt, error, delay)
         time.sleep(delay)
     elapsed = time.monotonic() - start
-    log.warning(
-        "alert %s NOT delivered to %s after %d attempt(s) in %.1fs: %s", fp, _redact(url), attempts, elapsed, error
-    )
+    log.warning("alert %s NOT delivered to %s after %d attempt(s) in %.1fs: %s", fp, _redact(url), attempts, elapsed, error)
     return AlertOutcome(
         delivered=False,
         attempts=attempts,
@@ -326,9 +324,7 @@ def send_alert(
             entry["annotations"].get("summary", ""),
             entry["annotations"].get("description", ""),
         )
-        return AlertOutcome(
-            delivered=False, attempts=0, reason="no webhook configured", fingerprint=fp, payload=payload
-        )
+        return AlertOutcome(delivered=False, attempts=0, reason="no webhook configured", fingerprint=fp, payload=payload)
     if session is not None:
         return _post(cfg.webhook_url, payload, cfg, session, fp)
     with requests.Session() as own:

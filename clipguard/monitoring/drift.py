@@ -142,9 +142,7 @@ def _embedding_matrix(df: pd.DataFrame, column: str, dim: int | None = None) -> 
     bad = np.flatnonzero(lengths != expected)
     if bad.size:
         got = sorted(set(lengths[bad].tolist()))[:5]
-        raise ValueError(
-            f"{column}: {bad.size} rows do not hold {expected} values ({_clip_ids(df, bad)}; got lengths {got})"
-        )
+        raise ValueError(f"{column}: {bad.size} rows do not hold {expected} values ({_clip_ids(df, bad)}; got lengths {got})")
     matrix = np.stack([np.asarray(v, dtype=np.float64).reshape(expected) for v in values])
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
@@ -259,9 +257,7 @@ def fit_projection(reference_df: pd.DataFrame, dims: int = 4) -> Projection:
             continue
         matrix = _embedding_matrix(reference_df, column)
         if dims > min(matrix.shape):
-            raise ValueError(
-                f"{column}: cannot fit {dims} components on {matrix.shape[0]} clips of dimension {matrix.shape[1]}"
-            )
+            raise ValueError(f"{column}: cannot fit {dims} components on {matrix.shape[0]} clips of dimension {matrix.shape[1]}")
         pca = PCA(n_components=dims, svd_solver="covariance_eigh").fit(matrix)  # exact; fast for n >> d
         parts[column] = PCAComponents(
             column=column,
@@ -288,9 +284,7 @@ def _require(df: pd.DataFrame, columns: Sequence[str], name: str) -> None:
         raise ValueError(f"{name} is missing columns: {missing}")
 
 
-def _plan_groups(
-    reference_df: pd.DataFrame, current_df: pd.DataFrame, groups: Sequence[str]
-) -> dict[str, tuple[str, ...]]:
+def _plan_groups(reference_df: pd.DataFrame, current_df: pd.DataFrame, groups: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """The input columns each configured group will use; both frames must agree on them."""
     _require(reference_df, REQUIRED_COLUMNS, "reference_df")
     _require(current_df, REQUIRED_COLUMNS, "current_df")
@@ -630,9 +624,7 @@ def _evaluate(
         key=lambda c: -_severity(per_column[c]["score"], per_column[c]["threshold"]),
     )
     if len(drifted_columns) != count:
-        log.warning(
-            "%s: Evidently counts %d drifted columns but flags %d per column", name, count, len(drifted_columns)
-        )
+        log.warning("%s: Evidently counts %d drifted columns but flags %d per column", name, count, len(drifted_columns))
     result = DriftResult(
         drifted=share >= cfg.drift_share,
         share_drifted=share,
@@ -767,9 +759,7 @@ def drift_timeline(
             continue
         current, _ = _feature_frame(day_df, projection, plan)
         outside = _outside_window(reference_df, day_df, label).index
-        ref, current = _with_novelty(
-            reference.loc[outside], current, reference_df.loc[outside], day_df, plan, group_of
-        )
+        ref, current = _with_novelty(reference.loc[outside], current, reference_df.loc[outside], day_df, plan, group_of)
         results.append(_evaluate(ref, current, group_of, cfg, out, f"drift_{label}", label))
     out.mkdir(parents=True, exist_ok=True)
     (out / "timeline.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
@@ -869,9 +859,7 @@ RESULT_FILE = "result.json"
 """``<out_dir>/result.json``: the :class:`DriftResult` of :func:`check_window` (what the alert reads)."""
 
 
-def load_features(
-    features: str | Path, root: str | Path | None = None, splits: Sequence[str] | None = None
-) -> pd.DataFrame:
+def load_features(features: str | Path, root: str | Path | None = None, splits: Sequence[str] | None = None) -> pd.DataFrame:
     """The extracted clip features at ``features``, joined with ``root``'s manifest
     (:func:`with_manifest`: split, text, timestamps) and restricted to ``splits``
     (:func:`select_reference`) when given."""

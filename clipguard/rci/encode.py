@@ -125,7 +125,15 @@ def encode_media(
             out[r.key] = MediaError(r.path, "decode_error", f"{type(e).__name__}: {e}")
             continue
         rows.append(
-            {"clip_id": r.key, "video_uri": str(r.path), "start_s": start, "end_s": end, "title": r.title, "ocr": r.ocr, "asr": r.asr}
+            {
+                "clip_id": r.key,
+                "video_uri": str(r.path),
+                "start_s": start,
+                "end_s": end,
+                "title": r.title,
+                "ocr": r.ocr,
+                "asr": r.asr,
+            }
         )
     todo = pd.DataFrame(rows, columns=["clip_id", "video_uri", "start_s", "end_s", "title", "ocr", "asr"])
     with progress_bar(progress and len(todo) > 0, len(todo), "encode videos") as advance:
@@ -154,7 +162,9 @@ def student_modalities(config: MatchLiteConfig) -> tuple[str, ...]:
     return tuple(m for m in ("visual", "audio", "text") if m in used)
 
 
-def tokens_from_store(features_dir: str | Path, clip_ids: Sequence[str], modalities: Sequence[str]) -> list[dict[str, torch.Tensor]]:
+def tokens_from_store(
+    features_dir: str | Path, clip_ids: Sequence[str], modalities: Sequence[str]
+) -> list[dict[str, torch.Tensor]]:
     """Per clip, the stored token matrices (real tokens only) of ``modalities``.
 
     Raises:
@@ -165,10 +175,7 @@ def tokens_from_store(features_dir: str | Path, clip_ids: Sequence[str], modalit
     if not clip_ids:
         return []
     batch = TokenStore(features_dir).load(clip_ids, tuple(modalities))
-    return [
-        {m: batch.tokens[m][i, batch.masks[m][i]] for m in modalities}
-        for i in range(len(clip_ids))
-    ]
+    return [{m: batch.tokens[m][i, batch.masks[m][i]] for m in modalities} for i in range(len(clip_ids))]
 
 
 def clip_features(clips: Sequence[Mapping[str, torch.Tensor]], config: MatchLiteConfig) -> ClipFeatures:

@@ -219,8 +219,18 @@ def score_pairs(
         if message:
             log.warning("row %d not scored: %s", i, message)
     result = ScoreResult(
-        out_path, len(df), len(scorable), n_err, sum(isinstance(v, EncodedClip) for v in encoded.values()),
-        student.model_uri, student.model_version, enc_version, thr, time.perf_counter() - t0,
+        out_path,
+        len(df),
+        len(scorable),
+        n_err,
+        sum(isinstance(v, EncodedClip) for v in encoded.values()),
+        student.model_uri,
+        student.model_version,
+        enc_version,
+        thr,
+        time.perf_counter() - t0,
     )
-    log.info("scored %d of %d pair(s) (%d error(s)) in %.1f s -> %s", result.n_scored, result.n_rows, n_err, result.seconds, out_path)
+    log.info(
+        "scored %d of %d pair(s) (%d error(s)) in %.1f s -> %s", result.n_scored, result.n_rows, n_err, result.seconds, out_path
+    )
     return result

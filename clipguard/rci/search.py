@@ -164,5 +164,7 @@ def search_video(
     from clipguard.index.faiss_index import latest_index_dir
 
     configure_threads(cfg.features.torch_threads)
-    searcher = VideoSearcher(cfg, index_dir if index_dir is not None else latest_index_dir(cfg), model_uri, encoder_dir, features_dir)
+    searcher = VideoSearcher(
+        cfg, index_dir if index_dir is not None else latest_index_dir(cfg), model_uri, encoder_dir, features_dir
+    )
     return searcher.search(video_path, top_k, progress=progress)

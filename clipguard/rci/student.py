@@ -167,7 +167,10 @@ def load_student(model: str | Path | None, cfg: Config) -> LoadedStudent:
         loaded = _load_dir(path, str(path.resolve()))
     log.info(
         "student %s (%s): encoder %s, threshold %s",
-        loaded.model_uri, loaded.model_version, loaded.encoder_version, loaded.threshold,
+        loaded.model_uri,
+        loaded.model_version,
+        loaded.encoder_version,
+        loaded.threshold,
     )
     return loaded
 

@@ -114,7 +114,9 @@ def champion_reevaluator(
         metrics = numeric_leaves(report["metrics"])
         log.info(
             "champion v%s re-evaluated on %s of data %s: %s",
-            version, split, report["data_version"],
+            version,
+            split,
+            report["data_version"],
             ", ".join(f"{k}={metrics[k]:.4g}" for k in ("ap", "r_at_p80", "f1") if k in metrics),
         )
         return metrics

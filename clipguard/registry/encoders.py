@@ -136,9 +136,7 @@ def find_encoder(encoder_version: str, *, cfg: Config | None = None) -> ModelVer
     """The newest registered encoder version whose ``encoder_version`` tag is ``encoder_version``."""
     cfg = cfg or load_config()
     name = registered_model_name(ENCODER_FAMILY, cfg)
-    found = registry_client(cfg).search_model_versions(
-        f"name = '{name}' and tags.encoder_version = '{encoder_version}'"
-    )
+    found = registry_client(cfg).search_model_versions(f"name = '{name}' and tags.encoder_version = '{encoder_version}'")
     return max(found, key=lambda v: int(v.version)) if found else None
 
 

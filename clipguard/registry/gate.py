@@ -86,9 +86,7 @@ class MetricRule(BaseModel):
         None, ge=0, le=1, description="allowed loss vs the champion, as a fraction of its magnitude"
     )
     min_absolute_change: float | None = Field(None, gt=0, description="required absolute gain vs the champion")
-    min_relative_change: float | None = Field(
-        None, ge=0, le=1, description="required relative gain vs the champion"
-    )
+    min_relative_change: float | None = Field(None, ge=0, le=1, description="required relative gain vs the champion")
     min_over_baseline: float | None = Field(
         None, gt=0, description="required absolute gain over baseline_<metric> (a reference method on the same test pairs)"
     )
@@ -256,9 +254,7 @@ def _holds(metric: str, threshold: Any, value: float, baseline: float | None = N
     from mlflow.models.evaluation.validation import ModelValidationFailedException
 
     candidate = EvaluationResult(metrics={metric: value}, artifacts={}, run_id=None)
-    reference = (
-        None if baseline is None else EvaluationResult(metrics={metric: baseline}, artifacts={}, run_id=None)
-    )
+    reference = None if baseline is None else EvaluationResult(metrics={metric: baseline}, artifacts={}, run_id=None)
     try:
         mlflow.validate_evaluation_results(
             validation_thresholds={metric: threshold},
@@ -284,9 +280,12 @@ def _baseline_check(metric: str, rule: MetricRule, value: float, baseline_value:
     key = BASELINE_PREFIX + metric
     if baseline_value is None or not math.isfinite(baseline_value):
         return GateCheck(
-            metric, "over_baseline", False,
+            metric,
+            "over_baseline",
+            False,
             f"{metric}: no finite {key} in the candidate's metrics (min_over_baseline {margin} needs the "
-            "reference method scored on the same test pairs)", value,
+            "reference method scored on the same test pairs)",
+            value,
         )
     gib = rule.greater_is_better
     threshold = MetricThreshold(min_absolute_change=margin, greater_is_better=gib)
@@ -417,8 +416,12 @@ def evaluate_gate(
             raw = candidate_metrics.get(metric)
             if raw is None:
                 checks.append(
-                    GateCheck(metric, "present", False, f"{metric}: missing from the candidate's metrics "
-                              f"(required by the {family} policy)")
+                    GateCheck(
+                        metric,
+                        "present",
+                        False,
+                        f"{metric}: missing from the candidate's metrics (required by the {family} policy)",
+                    )
                 )
                 continue
             value = float(raw)
@@ -555,9 +558,7 @@ def gate_version(
     return decision
 
 
-def _record(
-    client: MlflowClient, name: str, version: str, decision: GateDecision, aliases: Mapping[str, str]
-) -> None:
+def _record(client: MlflowClient, name: str, version: str, decision: GateDecision, aliases: Mapping[str, str]) -> None:
     tags = {
         TAG_GATE: GATE_PASSED if decision.passed else GATE_FAILED,
         "gate.reasons": json.dumps(decision.reasons),

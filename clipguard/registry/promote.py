@@ -108,10 +108,7 @@ def _state(client: MlflowClient, family: str, name: str) -> RegistryState:
             return RegistryState(family, name, False, {}, {}, [])
         raise
     aliases = {alias: str(v) for alias, v in sorted(model.aliases.items())}
-    versions = {
-        v: dict(sorted(get_model_version(client, name, v).tags.items()))
-        for v in sorted(set(aliases.values()), key=int)
-    }
+    versions = {v: dict(sorted(get_model_version(client, name, v).tags.items())) for v in sorted(set(aliases.values()), key=int)}
     raw = model.tags.get(HISTORY_TAG)
     return RegistryState(family, name, True, aliases, versions, [str(v) for v in json.loads(raw)] if raw else [])
 
@@ -158,9 +155,7 @@ def promote(
     aliases = model_aliases(client, name)
     if version is None:
         if ALIAS_CHALLENGER not in aliases:
-            raise PromotionRefusedError(
-                f"{name} has no {ALIAS_CHALLENGER}: gate a version first or pass a version"
-            )
+            raise PromotionRefusedError(f"{name} has no {ALIAS_CHALLENGER}: gate a version first or pass a version")
         version = aliases[ALIAS_CHALLENGER]
     target = get_model_version(client, name, version)
     version = str(target.version)

@@ -149,9 +149,7 @@ def build_model_dir(
     files = {WEIGHTS_FILE: file_sha256(dst / WEIGHTS_FILE), CONFIG_FILE: file_sha256(dst / CONFIG_FILE)}
     for name, src in sorted((extra_files or {}).items()):
         if name in _RESERVED_FILES or Path(name).name != name or name.startswith("."):
-            raise ModelPackageError(
-                f"extra file name {name!r} must be a plain file name other than {sorted(_RESERVED_FILES)}"
-            )
+            raise ModelPackageError(f"extra file name {name!r} must be a plain file name other than {sorted(_RESERVED_FILES)}")
         if not Path(src).is_file():
             raise ModelPackageError(f"extra file {name!r}: {src} does not exist")
         shutil.copyfile(src, dst / name)
@@ -187,9 +185,7 @@ def read_manifest(model_dir: str | Path) -> dict[str, Any]:
         if not file.is_file():
             raise ModelPackageError(f"{model_dir}: {name} is missing")
         if file_sha256(file) != expected:
-            raise ModelPackageError(
-                f"{model_dir}: {name} does not match its recorded SHA-256 (corrupt or altered)"
-            )
+            raise ModelPackageError(f"{model_dir}: {name} does not match its recorded SHA-256 (corrupt or altered)")
     return manifest
 
 

@@ -39,8 +39,6 @@ class UnknownVersionError(RegistryError, LookupError):
     """A registered model version (or alias) that does not exist."""
 
 
-
-
 def registry_client(cfg: Config | None = None) -> MlflowClient:
     """An ``MlflowClient`` on the configured store (configures tracking first)."""
     import mlflow
@@ -104,9 +102,7 @@ def _pip_requirements() -> tuple[str, ...]:
 
 
 def _existing_version(client: MlflowClient, name: str, digest: str) -> ModelVersion | None:
-    found = client.search_model_versions(
-        f"name = '{name}' and tags.content_digest = '{digest}'", max_results=1
-    )
+    found = client.search_model_versions(f"name = '{name}' and tags.content_digest = '{digest}'", max_results=1)
     return found[0] if found else None
 
 
@@ -183,11 +179,7 @@ def log_model(
             return existing
 
         own_run = mlflow.active_run() is None
-        run_ctx = (
-            start_run(run_name or f"register-{family}", cfg=cfg, lineage=lineage)
-            if own_run
-            else contextlib.nullcontext()
-        )
+        run_ctx = start_run(run_name or f"register-{family}", cfg=cfg, lineage=lineage) if own_run else contextlib.nullcontext()
         with run_ctx:
             info = mlflow.pyfunc.log_model(
                 name=family,

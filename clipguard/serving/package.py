@@ -97,9 +97,7 @@ def model_labels(family: str, version: str | int | None, cfg: Config) -> dict[st
 def _run(cmd: list[str], home: Path, what: str, timeout_s: float, cwd: Path | None = None) -> str:
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as e:
         raise BentoBuildError(f"{what}: `bentoml {cmd[3]}` did not finish within {timeout_s:.0f} s") from e
     if proc.returncode != 0:
@@ -138,9 +136,7 @@ def build_bento(
     cfg = cfg or load_config()
     bentofile = Path(bentofile if bentofile is not None else cfg.serving.bentofile).absolute()
     if not bentofile.is_file():
-        raise FileNotFoundError(
-            f"bentofile {bentofile} not found: build from the clipguard checkout, or set serving.bentofile"
-        )
+        raise FileNotFoundError(f"bentofile {bentofile} not found: build from the clipguard checkout, or set serving.bentofile")
     store = Path(home).expanduser().absolute() if home is not None else bentoml_home(cfg)
     store.mkdir(parents=True, exist_ok=True)
     all_labels = {**model_labels(family, version, cfg), **(labels or {})}

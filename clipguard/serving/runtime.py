@@ -465,7 +465,9 @@ class MediaEncoder:
 
         encoded = encode_media([MediaRequest("upload", path.resolve(), title=text)], self.bundle, cfg, progress=False)["upload"]
         if not isinstance(encoded, EncodedClip):
-            raise UnprocessableMediaError(f"not a decodable video: {encoded.reason}" + (f" ({encoded.detail})" if encoded.detail else ""))
+            raise UnprocessableMediaError(
+                f"not a decodable video: {encoded.reason}" + (f" ({encoded.detail})" if encoded.detail else "")
+            )
         return dict(encoded.tokens), encoded.embedding
 
 
@@ -603,8 +605,12 @@ class ServingRuntime:
         s = self._served
         log.info(
             "serving %s (features %s, index %s, uploads encoded with %s, threshold %.4f: %s)",
-            model.version, s.source.root, s.index_version, s.media.encoder_dir if s.media else None,
-            model.threshold, model.threshold_source,
+            model.version,
+            s.source.root,
+            s.index_version,
+            s.media.encoder_dir if s.media else None,
+            model.threshold,
+            model.threshold_source,
         )
 
     def _freeze_heap(self) -> None:
@@ -745,7 +751,7 @@ class ServingRuntime:
                 model_version=served.model.version,
                 encoder_version=served.source.encoder_version,
                 index_version=served.index_version,
-            data_version=served.model.student.data_version,
+                data_version=served.model.student.data_version,
                 threshold=served.model.threshold,
                 threshold_source=served.model.threshold_source,
                 features_dir=str(served.source.root),
@@ -852,9 +858,7 @@ class ServingRuntime:
             query_clip_id=query_id,
             k=k,
             threshold=threshold,
-            candidates=[
-                Candidate(clip_id=c, similarity=s, score=p, label=p >= threshold) for (c, s), p in zip(hits, scores)
-            ],
+            candidates=[Candidate(clip_id=c, similarity=s, score=p, label=p >= threshold) for (c, s), p in zip(hits, scores)],
             model_version=served.model.version,
             encoder_version=served.source.encoder_version,
             index_version=served.index_version,

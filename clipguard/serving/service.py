@@ -160,9 +160,7 @@ class ClipGuard:
             raise http_error(e) from e
 
     @bentoml.api(route="/rci/score_media")
-    def score_media(
-        self, query: Path, candidate: Path, query_text: VideoText = "", candidate_text: VideoText = ""
-    ) -> PairScore:
+    def score_media(self, query: Path, candidate: Path, query_text: VideoText = "", candidate_text: VideoText = "") -> PairScore:
         """Score two uploaded videos as (query, candidate): decoded, encoded, then scored by the student."""
         try:
             self.runtime.check_upload("query", query)

@@ -234,9 +234,7 @@ def _rotate(frames, audio, fps, sr, p):
     box = ((W - cw) / 2, (H - ch) / 2, (W + cw) / 2, (H + ch) / 2)
     return _pil_map(
         frames,
-        lambda im: im.rotate(p["angle"], resample=Image.Resampling.BILINEAR).resize(
-            (W, H), Image.Resampling.BILINEAR, box=box
-        ),
+        lambda im: im.rotate(p["angle"], resample=Image.Resampling.BILINEAR).resize((W, H), Image.Resampling.BILINEAR, box=box),
     ), audio
 
 
@@ -302,9 +300,7 @@ def _color(rng: np.random.Generator) -> list[int]:
     return [int(v) for v in rng.integers(0, 256, size=3)]
 
 
-def sample_params(
-    op: str, rng: np.random.Generator, width: int, height: int, duration: float, text: str = ""
-) -> dict[str, Any]:
+def sample_params(op: str, rng: np.random.Generator, width: int, height: int, duration: float, text: str = "") -> dict[str, Any]:
     """Draw the parameters of ``op`` for a ``width`` x ``height`` video of ``duration`` s.
 
     ``text`` is the watermark of ``overlay_text`` (the caller adds it to the copy's OCR).

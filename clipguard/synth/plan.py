@@ -219,9 +219,7 @@ class CorpusPlan:
     def video_specs(self) -> list[VideoSpec]:
         s = self.synth
         return [
-            VideoSpec(
-                v.video_id, v.scenes, s.width, s.height, s.video_fps, self.sample_rate, v.has_audio, v.edits
-            )
+            VideoSpec(v.video_id, v.scenes, s.width, s.height, s.video_fps, self.sample_rate, v.has_audio, v.edits)
             for v in self.videos
         ]
 
@@ -440,10 +438,7 @@ class _Planner:
         kinds = SOUNDTRACKS[int(rng.choice(len(SOUNDTRACKS), p=SOUNDTRACK_SHARES))]
         duck = 0.35 if speech else 1.0
         gains = {"melody": 0.7, "music": 0.8, "noise": 0.35}
-        return [
-            Sound(k, seed=int(rng.integers(0, 2**31)), gain=gains[k] * duck * float(rng.uniform(0.7, 1.1)))
-            for k in kinds
-        ]
+        return [Sound(k, seed=int(rng.integers(0, 2**31)), gain=gains[k] * duck * float(rng.uniform(0.7, 1.1))) for k in kinds]
 
     def _audio(
         self, rng: np.random.Generator, patterns: Sequence[P.Pattern], asr: str, span: tuple[float, float]
@@ -553,9 +548,7 @@ class _Planner:
             out.append(self._upload_clip(content, tpl, day[i], ts, split))
         return out
 
-    def _upload_clip(
-        self, content: Content, tpl: Template, day: int, ts: int, split: str, edits: tuple[Edit, ...] = ()
-    ) -> Clip:
+    def _upload_clip(self, content: Content, tpl: Template, day: int, ts: int, split: str, edits: tuple[Edit, ...] = ()) -> Clip:
         video = self._new_video((content.scene,), bool(content.scene.sounds), ts, edits=edits)
         tags = content.tags
         return self._new_clip(
@@ -685,9 +678,7 @@ class _Planner:
     def _label_ts(self, rng: np.random.Generator, q: Clip, c: Clip) -> int:
         return max(q.ts_us, c.ts_us) + int(rng.uniform(300, 3 * 3600) * 1e6)
 
-    def _visual_copy(
-        self, rng: np.random.Generator, q: Clip, special: str | None
-    ) -> tuple[Clip, tuple[str, ...]]:
+    def _visual_copy(self, rng: np.random.Generator, q: Clip, special: str | None) -> tuple[Clip, tuple[str, ...]]:
         """The query edited by 1–3 ops, one of them ``special`` (a held-out or trend edit)
         when given; the re-uploader writes a new title."""
         content = _content_of(q)
@@ -788,9 +779,7 @@ class _Planner:
             phase=qc.scene.phase,
         )
         if content.text.ocr == qc.text.ocr and qc.text.ocr:  # the caption must differ
-            content = replace(
-                content, scene=replace(content.scene, overlays=()), text=replace(content.text, overlay=None)
-            )
+            content = replace(content, scene=replace(content.scene, overlays=()), text=replace(content.text, overlay=None))
         return self._upload_clip(content, q.template, q.day, self._copy_ts(rng, q), q.split)
 
     def plan_pairs(self, base: list[Clip], templates: list[Template]) -> None:

@@ -115,8 +115,7 @@ def check_taxonomy(policies: tuple[str, ...]) -> None:
     """The generator makes evidence for exactly :data:`POLICIES`; refuse anything else."""
     if set(policies) != set(POLICIES):
         raise ValueError(
-            f"the synthetic corpus implements the policies {list(POLICIES)}; "
-            f"cfg.policy.policies is {list(policies)}"
+            f"the synthetic corpus implements the policies {list(POLICIES)}; cfg.policy.policies is {list(policies)}"
         )
 
 
@@ -146,9 +145,7 @@ def _placed(shape: str, size: int, rng: np.random.Generator, width: int, height:
     return {"x": x, "y": y, "vx": speed * float(np.cos(ang)), "vy": speed * float(np.sin(ang))}
 
 
-def evidence_sprite(
-    tag: str, rng: np.random.Generator, width: int, height: int, span: tuple[float, float]
-) -> Sprite:
+def evidence_sprite(tag: str, rng: np.random.Generator, width: int, height: int, span: tuple[float, float]) -> Sprite:
     """The sprite showing visual evidence ``tag`` during ``span`` (scene seconds)."""
     seed = int(rng.integers(0, 2**31))
     flip = bool(rng.random() < 0.5)

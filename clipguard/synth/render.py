@@ -200,9 +200,7 @@ def _pan_box(bg: Background, tau: float, canvas: tuple[int, int]) -> tuple[float
     return left, top, left + bw, top + bh
 
 
-def _grade(
-    img: Image.Image, gains: tuple[float, float, float], gamma: float, saturation: float
-) -> Image.Image:
+def _grade(img: Image.Image, gains: tuple[float, float, float], gamma: float, saturation: float) -> Image.Image:
     """Per-channel gain and gamma (lookup tables), then saturation."""
     x = np.arange(256, dtype=np.float64) / 255.0
     lut = np.concatenate([np.clip(255.0 * g * x**gamma + 0.5, 0, 255) for g in gains]).astype(np.uint8)
@@ -303,9 +301,7 @@ def render_scene_frames(scene: Scene, width: int, height: int, fps: float) -> np
 
 def render_video(spec: VideoSpec) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Render ``spec``: frames (T x H x W x 3 uint8), mono audio (or None) and the x264 CRF."""
-    frames = np.concatenate(
-        [render_scene_frames(s, spec.width, spec.height, spec.fps) for s in spec.scenes], axis=0
-    )
+    frames = np.concatenate([render_scene_frames(s, spec.width, spec.height, spec.fps) for s in spec.scenes], axis=0)
     audio = None
     if spec.has_audio:
         parts = [render_scene_audio(s, spec.sample_rate) for s in spec.scenes]
@@ -319,6 +315,4 @@ def render_to_file(spec: VideoSpec, path: Path) -> Path:
     from clipguard.media.writer import write_video
 
     frames, audio, crf = render_video(spec)
-    return write_video(
-        path, frames, spec.fps, audio=audio, sample_rate=spec.sample_rate, crf=crf, deterministic=True
-    )
+    return write_video(path, frames, spec.fps, audio=audio, sample_rate=spec.sample_rate, crf=crf, deterministic=True)

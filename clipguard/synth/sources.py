@@ -189,7 +189,7 @@ def procedural_canvas(kind: str, seed: int, size: tuple[int, int]) -> Image.Imag
     cols = rng.uniform(0, 255, size=(3, 3)).astype(np.float32)
     if kind == "gradient":
         ang = rng.uniform(0, 2 * np.pi)
-        s = (np.cos(ang) * u + np.sin(ang) * v)
+        s = np.cos(ang) * u + np.sin(ang) * v
         s = (s - s.min()) / max(1e-6, float(np.ptp(s)))
         t = s[..., None]
         first_half = cols[0] * (1 - 2 * t) + cols[1] * 2 * t

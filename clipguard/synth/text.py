@@ -71,8 +71,26 @@ TOPICS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 ADJ = (
-    "amazing", "quick", "slow", "first", "last", "tiny", "huge", "sunny", "rainy", "late night", "weekend",
-    "cozy", "chaotic", "perfect", "honest", "simple", "wild", "calm", "easy", "secret",
+    "amazing",
+    "quick",
+    "slow",
+    "first",
+    "last",
+    "tiny",
+    "huge",
+    "sunny",
+    "rainy",
+    "late night",
+    "weekend",
+    "cozy",
+    "chaotic",
+    "perfect",
+    "honest",
+    "simple",
+    "wild",
+    "calm",
+    "easy",
+    "secret",
 )
 TITLE_FRAMES = (
     "{adj} {noun} in the {place}",

@@ -170,7 +170,9 @@ class TeacherPairs(Dataset[int]):
     allocation, pixels, pair sequence and padding), with the log-mel taken from the cache.
     """
 
-    def __init__(self, pairs: pd.DataFrame, media: TeacherMedia, processor: MatchLMProcessor, labels: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, pairs: pd.DataFrame, media: TeacherMedia, processor: MatchLMProcessor, labels: Mapping[str, np.ndarray]
+    ) -> None:
         missing = sorted({c for c in (*pairs["query_clip_id"], *pairs["candidate_clip_id"]) if c not in media})
         if missing:
             raise KeyError(f"{len(missing)} clip(s) of these pairs are not in the teacher media: {missing[:5]}")

@@ -148,7 +148,11 @@ def distillation_step(
     (already selected for the batch's rows); returns the loss and its parts."""
     output = student(batch.query, batch.candidate)
     d = kd(output.logits, output.embedding, targets.logits, targets.embedding, batch.labels, targets.mask)
-    parts = {"class_loss": float(d.class_loss.detach()), "emb_loss": float(d.emb_loss.detach()), "logits_loss": float(d.logits_loss.detach())}
+    parts = {
+        "class_loss": float(d.class_loss.detach()),
+        "emb_loss": float(d.emb_loss.detach()),
+        "logits_loss": float(d.logits_loss.detach()),
+    }
     parts.update({f"loss_{t}": float(v.detach()) for t, v in d.task_losses.items()})
     return d.loss, parts
 
@@ -332,7 +336,9 @@ def _run_stage(
         "rci.train_pairs": len(train),
     }
     name = f"student s{stage}" + (f" {dist.mode}" if stage == 2 else "") + f" seed {seed}"
-    with tracked_run(track, f"rci-train-student-stage{stage}", cfg, lineage, params, {"clipguard.step": "train-student"}) as active:
+    with tracked_run(
+        track, f"rci-train-student-stage{stage}", cfg, lineage, params, {"clipguard.step": "train-student"}
+    ) as active:
         history, start = fit(
             name=name,
             modules=modules,

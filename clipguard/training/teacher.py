@@ -210,9 +210,7 @@ def train_teacher(
     with seeded(seed):
         model = MatchLMForPairClassification.from_settings(teacher_cfg, cfg.models.tasks, tokenizer)
     processor = MatchLMProcessor(tokenizer, model.config)
-    media = load_or_build_media(
-        root, cfg, processor, media_clip_ids(root), media_dir or default_rci_dir(cfg, "media"), progress
-    )
+    media = load_or_build_media(root, cfg, processor, media_clip_ids(root), media_dir or default_rci_dir(cfg, "media"), progress)
     pairs = drop_undecoded(load_pairs(root, (TRAIN_SPLIT,)), media.index.keys(), "teacher training")
     labels = task_labels(pairs, cfg.models.tasks, EditVocabulary.from_corpus(root))
     dataset = TeacherPairs(pairs, media, processor, labels)
@@ -281,4 +279,3 @@ def train_teacher(
     shutil.rmtree(model_dir / CHECKPOINT_SUBDIR, ignore_errors=True)
     log.info("teacher %s trained in %.1f s", version, seconds)
     return _result(model_dir, meta, epochs_run=teacher_cfg.epochs - start, resumed_from_epoch=start, skipped=False)
-

@@ -57,9 +57,7 @@ class TeacherTargets:
     """(N,) bool, False for rows the cache does not cover (they get only the class loss)"""
 
     def select(self, positions: torch.Tensor) -> TeacherTargets:
-        return TeacherTargets(
-            {t: v[positions] for t, v in self.logits.items()}, self.embedding[positions], self.mask[positions]
-        )
+        return TeacherTargets({t: v[positions] for t, v in self.logits.items()}, self.embedding[positions], self.mask[positions])
 
 
 @dataclass
@@ -219,4 +217,3 @@ def cache_teacher(
             old.unlink(missing_ok=True)
     log.info("teacher cache %s: %d pairs scored in %.1f s", path, len(todo), time.perf_counter() - t0)
     return load_teacher_outputs(path)
-

@@ -42,7 +42,5 @@ def gate_model(
     )
     result = gate_version(family, version, cfg=cfg, reevaluate_champion=reevaluate)
     Path(decision.path).write_text(json.dumps(result.to_dict(), indent=2, default=str))
-    decision.metadata.update(
-        {"family": family, "version": version, "passed": result.passed, "reasons": list(result.reasons)}
-    )
+    decision.metadata.update({"family": family, "version": version, "passed": result.passed, "reasons": list(result.reasons)})
     return result.passed

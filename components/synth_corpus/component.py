@@ -27,6 +27,4 @@ def synth_corpus(
 
     cfg = load_config(profile, {**json.loads(overrides_json), "seed": seed})
     summary = generate_corpus(Path(corpus.path), seed=seed, cfg=cfg, clips=clips or None, days=days or None)
-    corpus.metadata.update(
-        {"seed": seed, "fingerprint": summary.fingerprint, "clips": summary.clips, "pairs": summary.pairs}
-    )
+    corpus.metadata.update({"seed": seed, "fingerprint": summary.fingerprint, "clips": summary.clips, "pairs": summary.pairs})

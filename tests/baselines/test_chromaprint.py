@@ -26,7 +26,9 @@ def _music(seconds: float, seed: int) -> np.ndarray:
 
 
 def _video(path: Path, audio: np.ndarray | None) -> Path:
-    frames = [np.full((32, 32, 3), 40 * i % 255, np.uint8) for i in range(round(len(audio) / SR * 5) if audio is not None else 10)]
+    frames = [
+        np.full((32, 32, 3), 40 * i % 255, np.uint8) for i in range(round(len(audio) / SR * 5) if audio is not None else 10)
+    ]
     write_video(path, frames, fps=5, audio=audio, sample_rate=SR)
     return path
 
@@ -52,4 +54,6 @@ def test_clips_without_audio_score_zero_with_the_reason(hash_root: Path, cfg: Co
     via = baseline_pair_scores(hash_root, pairs, cfg, "chromaprint", progress=False)
     assert via["method"].tolist() == ["chromaprint"] and via["score"].tolist() == [0.0]
     with pytest.raises(KeyError, match="not accepted clips"):
-        chromaprint_pair_scores(hash_root, pd.DataFrame({"query_clip_id": ["nope"], "candidate_clip_id": ["src"]}), progress=False)
+        chromaprint_pair_scores(
+            hash_root, pd.DataFrame({"query_clip_id": ["nope"], "candidate_clip_id": ["src"]}), progress=False
+        )

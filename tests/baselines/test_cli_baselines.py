@@ -22,7 +22,9 @@ def _with_val_and_heldout_edit(root: Path) -> Path:
     val = test.assign(pair_id="val-" + test["pair_id"], split="val")
     pairs = pd.concat([val, test], ignore_index=True)
     flip = pairs["query_clip_id"] == "flip"
-    pairs["edit_types"] = ["hflip" if f else ("reencode" if q == "reencode" else "") for f, q in zip(flip, pairs["query_clip_id"])]
+    pairs["edit_types"] = [
+        "hflip" if f else ("reencode" if q == "reencode" else "") for f, q in zip(flip, pairs["query_clip_id"])
+    ]
     pairs["heldout_edit"] = flip.to_numpy()
     pairs.to_parquet(path, index=False)
     (root / "corpus.json").write_text(json.dumps({"edit_types": {"train": ["reencode"], "heldout": ["hflip"]}}))

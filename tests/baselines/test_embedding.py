@@ -98,8 +98,14 @@ def test_compare_baselines_against_the_student_report(tmp_path, cfg):
         )
     )
     report = compare_baselines(
-        root, cfg, "test", methods=("embedding",), features_dir=feats, student_report=student,
-        out_dir=tmp_path / "eval", progress=False,
+        root,
+        cfg,
+        "test",
+        methods=("embedding",),
+        features_dir=feats,
+        student_report=student,
+        out_dir=tmp_path / "eval",
+        progress=False,
     )
     emb = report["baselines"]["embedding"]
     assert report["heldout_edit_types"] == ["flip"]

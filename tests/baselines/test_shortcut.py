@@ -19,7 +19,9 @@ def test_duration_shortcut_reads_window_lengths(hash_root: Path, cfg: Config) ->
     clips_path = hash_root / "validated" / "clips.parquet"
     clips = pq.read_table(clips_path).to_pandas()
     clips.loc[clips["clip_id"] == "other", "end_s"] = 1.0  # 3 s vs 1 s
-    pq.write_table(pq.read_table(clips_path).from_pandas(clips, schema=pq.read_schema(clips_path), preserve_index=False), clips_path)
+    pq.write_table(
+        pq.read_table(clips_path).from_pandas(clips, schema=pq.read_schema(clips_path), preserve_index=False), clips_path
+    )
     pairs = pd.DataFrame({"query_clip_id": ["reencode", "other", "nope"], "candidate_clip_id": ["src", "src", "src"]})
     out = shortcut_pair_scores(hash_root, pairs, "duration")
     assert out["similarity"].tolist()[:2] == [0.0, -2.0]

@@ -20,13 +20,19 @@ def root(tmp_path: Path) -> Path:
     root = tmp_path / "corpus"
     (root / "manifests").mkdir(parents=True)
     (root / "videos").mkdir()
-    stamps = {k: pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(days=d, hours=23 if k == "c4" else 3) for k, d in DAYS.items()}
+    stamps = {
+        k: pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(days=d, hours=23 if k == "c4" else 3) for k, d in DAYS.items()
+    }
     pd.DataFrame(
         {"clip_id": list(DAYS), "video_uri": [f"videos/{k}.mp4" for k in DAYS], "event_timestamp": list(stamps.values())}
     ).to_parquet(root / "manifests" / "clips.parquet")
     pd.DataFrame(
-        {"pair_id": [f"p{i}" for i in range(len(PAIRS))], "query_clip_id": [q for q, _ in PAIRS],
-         "candidate_clip_id": [c for _, c in PAIRS], "label": [1, 0, 1, 0]}
+        {
+            "pair_id": [f"p{i}" for i in range(len(PAIRS))],
+            "query_clip_id": [q for q, _ in PAIRS],
+            "candidate_clip_id": [c for _, c in PAIRS],
+            "label": [1, 0, 1, 0],
+        }
     ).to_parquet(root / "manifests" / "pairs.parquet")
     for k in DAYS:
         (root / "videos" / f"{k}.mp4").write_bytes(k.encode())

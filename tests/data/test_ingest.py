@@ -14,9 +14,7 @@ def test_ingest_cuts_videos_into_contract_clips(tmp_path):
     write_video(vids / "sub" / "short.mp4", ramp_frames(30), fps=10, audio=None)
     (vids / "broken.mp4").write_bytes(b"not a video")
     (vids / "notes.txt").write_text("ignored")
-    meta = pd.DataFrame(
-        [{"video_uri": "videos/long.mp4", "title": "my stream", "labels": "scam|weapons", "split": "train"}]
-    )
+    meta = pd.DataFrame([{"video_uri": "videos/long.mp4", "title": "my stream", "labels": "scam|weapons", "split": "train"}])
     meta.to_csv(tmp_path / "meta.csv", index=False)
 
     r = ingest_videos(tmp_path, load_config(), metadata=tmp_path / "meta.csv", progress=False)

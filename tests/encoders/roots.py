@@ -84,8 +84,11 @@ def build_validated_root(root: Path, seconds: float = 2.0) -> Path:
         uri = f"videos/{name}_{tag}.mp4"
         idx = IMAGES.index(name)
         write_video(
-            root / uri, [np.ascontiguousarray(edit(f)) for f in frames_of[name]], fps=FPS,
-            audio=_tone(seconds, 220.0 * (idx + 1)), sample_rate=SR,
+            root / uri,
+            [np.ascontiguousarray(edit(f)) for f in frames_of[name]],
+            fps=FPS,
+            audio=_tone(seconds, 220.0 * (idx + 1)),
+            sample_rate=SR,
         )
         clips.append((f"clip_{name}_{tag}", uri, TEXTS[idx], "test"))
     clip_df = pd.DataFrame(

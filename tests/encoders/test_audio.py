@@ -27,9 +27,7 @@ def audio_encoder(tiny_cfg):
 
 def test_tokens_per_second_and_no_audio(audio_encoder):
     d = audio_encoder.dim
-    feats = audio_encoder.encode_clips(
-        [_tone(2.0), _tone(0.5), np.zeros(SR, np.float32), _tone(3.0)], [True, True, False, True]
-    )
+    feats = audio_encoder.encode_clips([_tone(2.0), _tone(0.5), np.zeros(SR, np.float32), _tone(3.0)], [True, True, False, True])
     assert [tuple(f.tokens.shape) for f in feats] == [(2, d), (1, d), (0, d), (3, d)]
     assert torch.count_nonzero(feats[2].pooled) == 0
     assert all(torch.isfinite(f.pooled).all() for f in feats)

@@ -60,8 +60,14 @@ def test_pooled_states_ignore_the_padding():
 
 def test_pretraining_makes_edited_soundtracks_find_their_original():
     """Retrieval of an edited view among 12 originals by pooled audio vector, before and after."""
-    cfg = tiny_config(**{"pretrain.audio_steps": 40, "pretrain.audio_batch_size": 12,
-                         "pretrain.audio_window_seconds": 2, "pretrain.audio_lr": 3e-3})
+    cfg = tiny_config(
+        **{
+            "pretrain.audio_steps": 40,
+            "pretrain.audio_batch_size": 12,
+            "pretrain.audio_window_seconds": 2,
+            "pretrain.audio_lr": 3e-3,
+        }
+    )
     torch.manual_seed(0)
     audio = build_audio_encoder(cfg.encoders, cfg.media.clip_seconds, SR)
     tracks = _tracks(12, 2.0)

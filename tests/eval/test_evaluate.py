@@ -32,7 +32,16 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     assert (out / "pr_test.png").read_bytes()[:4] == b"\x89PNG" and (out / "scores_test.parquet").is_file()
     assert stored["model"] == "student" and stored["split"] == "test" and stored["metrics"]["n_pos"] == 8
     assert {"ap", "f1", "r_at_p80", "threshold", "fpr"} <= set(stored["metrics"])
-    assert {"all", "reason_audio", "reason_text", "reason_visual", "heldout_edit", "heldout_edit/rotate", "heldout_source", "hard_negatives"} <= set(stored["subsets"])
+    assert {
+        "all",
+        "reason_audio",
+        "reason_text",
+        "reason_visual",
+        "heldout_edit",
+        "heldout_edit/rotate",
+        "heldout_source",
+        "hard_negatives",
+    } <= set(stored["subsets"])
     assert stored["subsets"]["heldout_edit/rotate"]["n_pos"] == 2 and stored["threshold"] == report["threshold"]
     assert stored["features_version"] == "e000test" and stored["model_version"] == student.version
     # measured speed joins the metrics the register step attaches (the student gate requires it)
@@ -44,8 +53,14 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     from clipguard.baselines.scores import GATE_REFERENCE_METHODS, REFERENCE_METHODS
     from clipguard.eval.baselines import compare_baselines
 
-    direct = compare_baselines(rci_world.root, cfg, methods=REFERENCE_METHODS, features_dir=rci_world.features_dir,
-                               out_dir=Path(cfg.work_dir) / "bl", progress=False)["baselines"]
+    direct = compare_baselines(
+        rci_world.root,
+        cfg,
+        methods=REFERENCE_METHODS,
+        features_dir=rci_world.features_dir,
+        out_dir=Path(cfg.work_dir) / "bl",
+        progress=False,
+    )["baselines"]
     assert set(stored["baseline"]["methods"]) == set(REFERENCE_METHODS)
     for method in REFERENCE_METHODS:
         assert stored["baseline"]["methods"][method]["metrics"]["ap"] == pytest.approx(direct[method]["metrics"]["ap"])
@@ -66,24 +81,38 @@ def test_train_then_evaluate_writes_metrics_png_and_mlflow(trained_teacher, rci_
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(evaluated.info.run_id, "rci")}
     assert {"rci/metrics_test.json", "rci/pr_test.png", "rci/subsets_test.md"} <= artifacts
 
-    teacher_report = evaluate_teacher(teacher.model_dir, rci_world.root, cfg=cfg, out_dir=cfg.work_dir + "/teacher_eval", progress=False, track=False)
+    teacher_report = evaluate_teacher(
+        teacher.model_dir, rci_world.root, cfg=cfg, out_dir=cfg.work_dir + "/teacher_eval", progress=False, track=False
+    )
     assert Path(teacher_report["files"]["png"]).is_file() and teacher_report["model_version"] == teacher.version
 
 
 def test_ablations_write_mean_std_tables(rci_world: RCIWorld, tmp_path: Path) -> None:
     cfg = rci_config(tmp_path / "runs", **{"models.speed.enabled": False})  # speed is not what ablations compare
     result = run_ablations(
-        rci_world.root, rci_world.features_dir, tmp_path / "ab", cfg, seeds=(0, 1), which=("modality",), student_epochs=1, progress=False, track=False
+        rci_world.root,
+        rci_world.features_dir,
+        tmp_path / "ab",
+        cfg,
+        seeds=(0, 1),
+        which=("modality",),
+        student_epochs=1,
+        progress=False,
+        track=False,
     )
     stored = json.loads((tmp_path / "ab" / JSON_FILE).read_text())
-    assert stored["settings"]["epochs"]["student_stage1"] == 1 and stored["settings"]["epochs"]["shrunk_from"]["student_stage1"] == 2
+    assert (
+        stored["settings"]["epochs"]["student_stage1"] == 1 and stored["settings"]["epochs"]["shrunk_from"]["student_stage1"] == 2
+    )
     assert set(stored["variants"]) == {"V", "V+A", "V+T", "V+A+T"}
     ap = stored["variants"]["V+A+T"]["metrics"]["ap"]
     assert ap["n"] == 2 and len(ap["values"]) == 2 and ap["std"] >= 0
     assert ap["mean"] == pytest.approx(sum(ap["values"]) / 2)
     assert set(stored["directions"]) >= {"vat_vs_v.ap", "vat_vs_v.reason_audio.ap"}
     assert stored["directions"]["vat_vs_v.ap"]["verdict"] in ("yes", "not reliably", "no")
-    assert {"heldout_edit/rotate.ap", "heldout_edit/rotate.r_at_p80", "heldout_source.ap"} <= set(stored["variants"]["V+A+T"]["metrics"])
+    assert {"heldout_edit/rotate.ap", "heldout_edit/rotate.r_at_p80", "heldout_source.ap"} <= set(
+        stored["variants"]["V+A+T"]["metrics"]
+    )
     markdown = (tmp_path / "ab" / MARKDOWN_FILE).read_text()
     assert "| V+A+T |" in markdown and "±" in markdown and "Input modalities" in markdown
     assert "V+A+T > V (AP): **" in markdown  # the verdict of the paper's modality direction

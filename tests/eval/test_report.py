@@ -61,7 +61,12 @@ def fabricated_ablation(kd_gain: float = -0.06) -> dict:
             "torch_threads": 1,
             "balance": "sampler",
             "profile": "local",
-            "epochs": {"teacher": 1, "student_stage1": 1, "student_stage2": 1, "shrunk_from": {"teacher": 8, "student_stage1": 8, "student_stage2": 4}},
+            "epochs": {
+                "teacher": 1,
+                "student_stage1": 1,
+                "student_stage2": 1,
+                "shrunk_from": {"teacher": 8, "student_stage1": 8, "student_stage2": 4},
+            },
         },
         "variants": {},
         "runs": runs,
@@ -110,7 +115,13 @@ FLOPS = {
 
 def test_ablation_tables_and_a_direction_that_does_not_reproduce() -> None:
     md = ablation_markdown(fabricated_ablation(kd_gain=-0.06))
-    for row in ("| V | 35.00 ± 5.00 |", "| V+A+T | 41.00 ± 3.61 |", "| MatchLM (teacher) | 70.00 (1 seed) |", "| λ = 1.5 | 49.00 ± 5.00 |", "| no KD | 55.00 ± 5.00 |"):
+    for row in (
+        "| V | 35.00 ± 5.00 |",
+        "| V+A+T | 41.00 ± 3.61 |",
+        "| MatchLM (teacher) | 70.00 (1 seed) |",
+        "| λ = 1.5 | 49.00 ± 5.00 |",
+        "| no KD | 55.00 ± 5.00 |",
+    ):
         assert row in md
     assert "KD > no KD (AP): **no** — does not reproduce (−6.00 ± 0.00 AP pts; 0 of 3 seed(s) positive; paper +1.86 AP)" in md
     # V+A+T - V per seed: +10, -2, +10 -> the mean agrees, one seed does not

@@ -214,7 +214,9 @@ def test_the_one_call_steps_use_the_configured_store(tmp_path: Path) -> None:
     assert report.clips["clip_embedding"] == 2 and (tmp_path / "work" / cfg.feast.dir).is_dir()
     joined = training_set(root, table.parent, tmp_path / "pairs.parquet", cfg, apply=False)
     assert (joined.pairs, joined.complete) == (1, 1)
-    direct = build_training_set(root, build_store(table, tmp_path / "work" / cfg.feast.dir, cfg.feast), tmp_path / "direct.parquet")
+    direct = build_training_set(
+        root, build_store(table, tmp_path / "work" / cfg.feast.dir, cfg.feast), tmp_path / "direct.parquet"
+    )
     assert joined.to_dict() | {"path": None} == direct.to_dict() | {"path": None}
 
 

@@ -105,7 +105,9 @@ def test_ivfpq_stays_under_64_bytes_per_vector():
     res = index.search(x[:20], 10)
     assert np.mean([r[0] == str(i) for i, r in enumerate(res.clip_ids)]) >= 0.9
     before = index.serialized_bytes()
-    index.shards[0].add_with_ids(np.ascontiguousarray(x[2000:] / np.linalg.norm(x[2000:], axis=1, keepdims=True)), np.arange(2000, 3000))
+    index.shards[0].add_with_ids(
+        np.ascontiguousarray(x[2000:] / np.linalg.norm(x[2000:], axis=1, keepdims=True)), np.arange(2000, 3000)
+    )
     marginal = (index.serialized_bytes() - before) / 1000
     assert marginal == pytest.approx(16 * 4 / 8 + 8, abs=0.5)  # code + id
     default = IndexParams()

@@ -60,7 +60,13 @@ def test_variable_frame_rate(media_dir):
     frames = list(iter_frames(media_dir / "vfr.mp4", fps=2.0))
     # frames at pts 0,.1,.2,.5,.55,1.0,1.5,1.6,2.5,3.0: the last frame at or before each t
     assert [(f.t, f.pts_time) for f in frames] == [
-        (0.0, 0.0), (0.5, 0.5), (1.0, 1.0), (1.5, 1.5), (2.0, 1.6), (2.5, 2.5), (3.0, 3.0)
+        (0.0, 0.0),
+        (0.5, 0.5),
+        (1.0, 1.0),
+        (1.5, 1.5),
+        (2.0, 1.6),
+        (2.5, 2.5),
+        (3.0, 3.0),
     ]
 
 

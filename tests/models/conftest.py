@@ -59,9 +59,7 @@ def pair_examples():
     rng = np.random.default_rng(0)
     wave = (0.1 * rng.standard_normal(12_000)).astype(np.float32)
     return [
-        PairExample(
-            random_video(rng, 9), random_video(rng, 3), wave, None, "cat video", "copy of cat", {"rci": 1, "reason": 0}
-        ),
+        PairExample(random_video(rng, 9), random_video(rng, 3), wave, None, "cat video", "copy of cat", {"rci": 1, "reason": 0}),
         PairExample(random_video(rng, 2), random_video(rng, 4), None, wave[:4000], "", "dog", {"rci": 0}),
     ]
 

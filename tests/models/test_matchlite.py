@@ -24,7 +24,9 @@ def make_student(cfg: Config, **changes) -> MatchLiteForPairClassification:
     return MatchLiteForPairClassification(config)
 
 
-def features(config: MatchLiteConfig, lengths: list[tuple[int, int, int]], pad: tuple[int, int, int] | None = None, seed: int = 0) -> ClipFeatures:
+def features(
+    config: MatchLiteConfig, lengths: list[tuple[int, int, int]], pad: tuple[int, int, int] | None = None, seed: int = 0
+) -> ClipFeatures:
     """Clips with (visual, audio, text) real lengths, padded to ``pad`` (default: the longest)."""
     g = torch.Generator().manual_seed(seed)
     pad = pad or tuple(max(x[i] for x in lengths) for i in range(3))

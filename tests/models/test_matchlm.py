@@ -59,7 +59,9 @@ def test_processor_batch(processor: MatchLMProcessor, pair_examples) -> None:
     assert last_token_index(batch["attention_mask"]).tolist() == (batch["attention_mask"].sum(1) - 1).tolist()
 
 
-def test_forward_backward(teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples, tiny_cfg: Config) -> None:
+def test_forward_backward(
+    teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples, tiny_cfg: Config
+) -> None:
     out = teacher(**processor(pair_examples))
     assert {t: v.shape for t, v in out.logits.items()} == {t: (2, n) for t, n in tiny_cfg.models.tasks.items()}
     assert out.embedding.shape == (2, teacher.config.hidden_size)
@@ -67,18 +69,29 @@ def test_forward_backward(teacher: MatchLMForPairClassification, processor: Matc
     out.loss.backward()
     # LLaVA-OV reads SigLIP's last hidden state before its post-layernorm, which gets no gradient.
     vision = teacher.llava.vision_tower
-    modules = (teacher.audio_pooling, teacher.audio_projector, teacher.audio_encoder.layers, teacher.llava.multi_modal_projector, vision.embeddings, vision.encoder)
+    modules = (
+        teacher.audio_pooling,
+        teacher.audio_projector,
+        teacher.audio_encoder.layers,
+        teacher.llava.multi_modal_projector,
+        vision.embeddings,
+        vision.encoder,
+    )
     for module in modules:
         assert all(p.grad is not None for p in module.parameters())
     assert teacher.llava.language_model.layers[0].self_attn.q_proj.weight.grad is not None
 
 
-def test_placeholder_rows_are_replaced_by_projected_features(teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples) -> None:
+def test_placeholder_rows_are_replaced_by_projected_features(
+    teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples
+) -> None:
     teacher.eval()
     batch = processor(pair_examples)
     ids, ids_cfg = batch["input_ids"], teacher.config.token_ids
     with torch.no_grad():
-        embeds = teacher.embed_inputs(ids, batch["pixel_values_videos"], batch["frame_mask"], batch["audio_features"], batch["audio_mask"])
+        embeds = teacher.embed_inputs(
+            ids, batch["pixel_values_videos"], batch["frame_mask"], batch["audio_features"], batch["audio_mask"]
+        )
         table = teacher.llava.get_input_embeddings()(ids)
         for row in range(ids.shape[0]):
             frames = batch["pixel_values_videos"][row][batch["frame_mask"][row]]
@@ -96,14 +109,18 @@ def test_placeholder_rows_are_replaced_by_projected_features(teacher: MatchLMFor
             assert not torch.allclose(embeds[row][at_audio], table[row][at_audio])
 
 
-def test_mismatched_placeholders_are_refused(teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples) -> None:
+def test_mismatched_placeholders_are_refused(
+    teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples
+) -> None:
     batch = processor(pair_examples)
     batch["frame_mask"][0, 0, 0] = False  # one frame fewer than the sequence has tokens for
     with pytest.raises(ValueError, match="<video> tokens"):
         teacher(**batch)
 
 
-def test_lora_trains_only_adapters_heads_and_projectors(teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples) -> None:
+def test_lora_trains_only_adapters_heads_and_projectors(
+    teacher: MatchLMForPairClassification, processor: MatchLMProcessor, pair_examples
+) -> None:
     teacher.prepare_for_lora()
     trainable = {n for n, p in teacher.named_parameters() if p.requires_grad}
     assert any(".lora_A." in n for n in trainable) and any(".lora_B." in n for n in trainable)

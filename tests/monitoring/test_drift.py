@@ -60,9 +60,7 @@ def test_trend_day_drifts_with_its_columns(timeline: Timeline) -> None:
     assert result.drifted
     assert result.share_drifted >= result.drift_share_threshold
     # the new visual cluster, the hashtag phrase (new words), the louder sound and the higher score
-    assert {"emb_resid", "hashtag_count", "new_words", "new_hashtags", "audio_rms", "score"} <= set(
-        result.drifted_columns
-    )
+    assert {"emb_resid", "hashtag_count", "new_words", "new_hashtags", "audio_rms", "score"} <= set(result.drifted_columns)
     assert {result.per_column[c]["group"] for c in result.drifted_columns} >= {
         "visual",
         "text_stats",
@@ -141,9 +139,7 @@ def test_per_column_overrides_reach_evidently(
     tmp_path: Path, reference_df: pd.DataFrame, traffic_df: pd.DataFrame, projection: Projection
 ) -> None:
     day = traffic_df[traffic_df["event_timestamp"].dt.strftime("%Y-%m-%d") == TREND_DAY]
-    cfg = DriftConfig(
-        groups=("audio",), per_column_stattest={"audio_rms": "ks"}, per_column_threshold={"audio_rms": 0.01}
-    )
+    cfg = DriftConfig(groups=("audio",), per_column_stattest={"audio_rms": "ks"}, per_column_threshold={"audio_rms": 0.01})
     result = drift_report(reference_df, day, projection, cfg, tmp_path)
     assert result.per_column["audio_rms"]["method"] == "ks"
     assert result.per_column["audio_rms"]["threshold"] == 0.01
@@ -223,9 +219,7 @@ def test_new_words_leave_each_reference_clip_out() -> None:
     assert cur_new["new_hashtags"].tolist() == [1.0, 0.0, 0.0]
 
 
-def test_window_clips_are_left_out_of_the_reference(
-    tmp_path: Path, reference_df: pd.DataFrame, projection: Projection
-) -> None:
+def test_window_clips_are_left_out_of_the_reference(tmp_path: Path, reference_df: pd.DataFrame, projection: Projection) -> None:
     """A window is never judged against itself: its clips that the reference holds are left out of it."""
     day = reference_df[reference_df["event_timestamp"].dt.strftime("%Y-%m-%d") == "2026-10-21"]
     result = drift_report(reference_df, day, projection, DriftConfig(), tmp_path, name="own-day")

@@ -60,8 +60,19 @@ def test_cli_run_merges_profile_and_set(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr("pipelines.run_local.run_pipeline", fake_run)
     result = CliRunner().invoke(
         app,
-        ["--profile", "local", "--set", "synth.workers=1", "pipelines", "run", "data_prep", "-p", "clips=40",
-         "-p", 'overrides_json={"seed": 4}'],
+        [
+            "--profile",
+            "local",
+            "--set",
+            "synth.workers=1",
+            "pipelines",
+            "run",
+            "data_prep",
+            "-p",
+            "clips=40",
+            "-p",
+            'overrides_json={"seed": 4}',
+        ],
     )
     assert result.exit_code == 0, result.output
     (call,) = calls

@@ -54,8 +54,13 @@ def test_task_seconds_splits_a_sequential_run(tmp_path: Path) -> None:
 def _drift_run(tmp_path: Path, drifted: bool) -> Path:
     run = tmp_path / ("drifted" if drifted else "calm")
     (run / "drift-check" / "result").mkdir(parents=True)
-    result = {"drifted": drifted, "share_drifted": 0.6 if drifted else 0.1, "drifted_columns": ["visual_0"] * drifted,
-              "n_reference": 200, "n_current": 90}
+    result = {
+        "drifted": drifted,
+        "share_drifted": 0.6 if drifted else 0.1,
+        "drifted_columns": ["visual_0"] * drifted,
+        "n_reference": 200,
+        "n_current": 90,
+    }
     (run / "drift-check" / "result" / "result.json").write_text(json.dumps(result))
     if drifted:
         (run / "send-alert").mkdir()
@@ -79,18 +84,39 @@ def test_drift_day_reads_what_the_run_decided_and_the_summary_prints(tmp_path: P
     from rich.console import Console
 
     summary = {
-        "out": str(tmp_path), "train_days": [0, 1, 2], "watch_days": [3, 4],
+        "out": str(tmp_path),
+        "train_days": [0, 1, 2],
+        "watch_days": [3, 4],
         "corpus": {"root": "c", "clips": 10, "pairs": 20, "positives": 2, "days": 5, "trend_day": 4},
         "champions": {"student": {"champion": "3", "previous": "1", "challenger": None, "history": ["1", "3"]}},
         "gate_decisions": [{"version": "2", "description": "zeroed", "gate": "failed", "reasons": ["ap = 0.05 < floor 0.5"]}],
-        "degraded_challenger": {"version": "2", "source_version": "1", "passed": False, "champion_before": "1",
-                                "champion_after": "1", "champion_unchanged": True},
+        "degraded_challenger": {
+            "version": "2",
+            "source_version": "1",
+            "passed": False,
+            "champion_before": "1",
+            "champion_after": "1",
+            "champion_unchanged": True,
+        },
         "drift_timeline": [{**calm, "trend_day": False}, {**hot, "trend_day": True}],
-        "where": {"mlflow_db": "db", "mlflow_ui": "ui", "drift_reports": ["r3", "r4"], "training_evaluation": "e",
-                  "bentoml_home": "b", "bentos": []},
-        "step_seconds": {"corpus": 100.0}, "task_seconds": {"training": {"teacher-sft": 50.0}}, "total_seconds": 700.0,
-        "alerts_received": [{"received_at": "t", "status": "firing",
-                             "alerts": [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}]}],
+        "where": {
+            "mlflow_db": "db",
+            "mlflow_ui": "ui",
+            "drift_reports": ["r3", "r4"],
+            "training_evaluation": "e",
+            "bentoml_home": "b",
+            "bentos": [],
+        },
+        "step_seconds": {"corpus": 100.0},
+        "task_seconds": {"training": {"teacher-sft": 50.0}},
+        "total_seconds": 700.0,
+        "alerts_received": [
+            {
+                "received_at": "t",
+                "status": "firing",
+                "alerts": [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}],
+            }
+        ],
     }
     print_summary(summary, Console(width=200, force_terminal=False))
     text = capsys.readouterr().out

@@ -62,7 +62,9 @@ def rci_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("rci_media")
     for name, freq in VIDEOS.items():
         write_video(d / "videos" / f"{name}.mp4", pan(photo(name), 30), fps=10, audio=_tone(3.0, freq), sample_rate=SR)
-    write_video(d / "videos" / "astronaut_copy.mp4", pan(photo("astronaut"), 30), fps=10, audio=_tone(3.0, 220.0), sample_rate=SR, crf=35)
+    write_video(
+        d / "videos" / "astronaut_copy.mp4", pan(photo("astronaut"), 30), fps=10, audio=_tone(3.0, 220.0), sample_rate=SR, crf=35
+    )
     (d / "videos" / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     return d
 
@@ -103,5 +105,8 @@ def validated_root(root: Path, media: Path, names: list[str]) -> Path:
         }
     )
     (root / VALIDATED_DIR).mkdir(parents=True)
-    pq.write_table(pa.Table.from_pandas(clips, schema=arrow_schema(CLIP_COLUMNS), preserve_index=False), root / VALIDATED_DIR / "clips.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(clips, schema=arrow_schema(CLIP_COLUMNS), preserve_index=False),
+        root / VALIDATED_DIR / "clips.parquet",
+    )
     return root

@@ -41,8 +41,13 @@ def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_r
 
     config = json.loads((student_dir / "config.json").read_text())
     mv = log_model(
-        "student", student_dir / "model.safetensors", config, cfg=cfg, loader=LOADER,
-        metrics={"threshold": 0.25}, lineage=Lineage(encoder_version=ENCODER_VERSION),
+        "student",
+        student_dir / "model.safetensors",
+        config,
+        cfg=cfg,
+        loader=LOADER,
+        metrics={"threshold": 0.25},
+        lineage=Lineage(encoder_version=ENCODER_VERSION),
     )
     name = registered_model_name("student", cfg)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
@@ -52,7 +57,9 @@ def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_r
     assert loaded.encoder_version == ENCODER_VERSION
 
     csv = rci_media / "pairs_registry.csv"
-    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(csv, index=False)
+    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(
+        csv, index=False
+    )
     result = score_pairs(csv, tmp_path / "s.csv", cfg, progress=False)
     df = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     assert result.model_uri == "models:/clipguard-student@champion" and result.threshold == 0.25
@@ -75,11 +82,19 @@ def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, local_r
     _, enc_dir, student_dir = rci_env
     config = json.loads((student_dir / "config.json").read_text())
     csv = rci_media / "pairs_carried.csv"
-    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(csv, index=False)
+    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(
+        csv, index=False
+    )
 
     # a champion without registered encoders: the error says what is missing
-    mv = log_model("student", student_dir / "model.safetensors", config, cfg=cfg, loader=LOADER,
-                   lineage=Lineage(encoder_version=ENCODER_VERSION))
+    mv = log_model(
+        "student",
+        student_dir / "model.safetensors",
+        config,
+        cfg=cfg,
+        loader=LOADER,
+        lineage=Lineage(encoder_version=ENCODER_VERSION),
+    )
     name = registered_model_name("student", cfg)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
     with pytest.raises(FileNotFoundError, match=f"{ENCODER_VERSION} is not registered"):

@@ -18,7 +18,12 @@ def test_one_row_out_per_row_in_with_errors_for_unreadable_files(rci_env, rci_me
     cfg, _, student_dir = rci_env
     pairs = pd.DataFrame(
         {
-            "query_path": ["videos/astronaut_copy.mp4", "videos/astronaut.mp4", "videos/corrupt.mp4", str(rci_media / "videos/coffee.mp4")],
+            "query_path": [
+                "videos/astronaut_copy.mp4",
+                "videos/astronaut.mp4",
+                "videos/corrupt.mp4",
+                str(rci_media / "videos/coffee.mp4"),
+            ],
             "candidate_path": ["videos/astronaut.mp4", "videos/missing.mp4", "videos/coffee.mp4", "videos/astronaut.mp4"],
             "query_title": ["astronaut", "astronaut", "", "a cup"],
             "candidate_title": ["astronaut", "", "a cup", "astronaut"],

@@ -16,9 +16,7 @@ from tests.pipelines.test_package_bento import register_tiny_student
 from tests.rci_fixtures import TINY_RCI_OVERRIDES, RCIWorld, build_rci_root
 
 # every comparison against the champion is made (ap within 1.0 of it), none can fail
-POLICY = GatePolicy.model_validate(
-    {"families": {"student": {"metrics": {"ap": {"threshold": 0.0, "max_regression": 1.0}}}}}
-)
+POLICY = GatePolicy.model_validate({"families": {"student": {"metrics": {"ap": {"threshold": 0.0, "max_regression": 1.0}}}}})
 
 
 @pytest.fixture
@@ -33,9 +31,7 @@ def cfg(registry_cfg: Config) -> Config:
 
 def _champion(tmp_path: Path, cfg: Config, encoder_version: str) -> str:
     """A student registered on an older data version, gated and promoted."""
-    version = register_tiny_student(
-        tmp_path / "champion", cfg, data_version="d-older", encoder_version=encoder_version
-    )
+    version = register_tiny_student(tmp_path / "champion", cfg, data_version="d-older", encoder_version=encoder_version)
     assert gate_version("student", version, cfg=cfg, policy=POLICY).passed
     promote("student", version, cfg=cfg)
     return version
@@ -62,9 +58,7 @@ def test_champion_of_another_data_version_is_reevaluated_on_the_candidates_test_
     assert decision.passed and current("student", cfg=cfg).versions[candidate]["gate"] == "passed"
 
 
-def test_champion_of_another_encoder_fails_the_gate_with_the_reason(
-    tmp_path: Path, cfg: Config, world: RCIWorld
-) -> None:
+def test_champion_of_another_encoder_fails_the_gate_with_the_reason(tmp_path: Path, cfg: Config, world: RCIWorld) -> None:
     champion = _champion(tmp_path, cfg, "e-other")
     candidate = register_tiny_student(
         tmp_path / "candidate", cfg, seed=1, data_version=data_version(world.root), encoder_version="e000test"

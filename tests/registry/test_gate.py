@@ -46,7 +46,11 @@ def test_floors_pass_without_champion_and_say_only_floors_apply():
     d = _gate(GOOD)
     assert d.passed
     assert d.champion_version is None
-    assert any(r.startswith("no champion for clipguard-student: champion comparisons skipped for ap, r_at_p80") and r.endswith("only the floors and baseline rules apply") for r in d.reasons)
+    assert any(
+        r.startswith("no champion for clipguard-student: champion comparisons skipped for ap, r_at_p80")
+        and r.endswith("only the floors and baseline rules apply")
+        for r in d.reasons
+    )
     assert {c.kind for c in d.checks} == {"floor"}
     assert all(c.passed for c in d.checks)
 
@@ -73,9 +77,7 @@ def test_regression_within_tolerance_passes_beyond_fails():
     assert _gate({**GOOD, "ap": 0.795}, champion).passed  # 0.005 worse, tolerance 0.01
     d = _gate({**GOOD, "ap": 0.70}, champion)  # above the floor, but 0.1 worse than the champion
     assert not d.passed
-    assert d.reasons[0] == (
-        "ap = 0.7 vs champion v1 0.8: regressed beyond the tolerance (must be >= 0.79; max_regression 0.01)"
-    )
+    assert d.reasons[0] == ("ap = 0.7 vs champion v1 0.8: regressed beyond the tolerance (must be >= 0.79; max_regression 0.01)")
     (failed,) = [c for c in d.checks if not c.passed]
     assert failed.kind == "no_regression" and failed.baseline == 0.8 and failed.bound == pytest.approx(0.79)
 
@@ -89,9 +91,7 @@ def test_relative_tolerance_scales_with_champion():
 
 
 def test_both_tolerances_must_hold():
-    policy = FamilyPolicy.model_validate(
-        {"metrics": {"ap": {"max_regression": 0.05, "max_relative_regression": 0.01}}}
-    )
+    policy = FamilyPolicy.model_validate({"metrics": {"ap": {"max_regression": 0.05, "max_relative_regression": 0.01}}})
     assert not _gate({"ap": 0.78}, {"ap": 0.80}, policy).passed  # within 0.05 but not within 1 %
     assert _gate({"ap": 0.795}, {"ap": 0.80}, policy).passed
 
@@ -101,9 +101,7 @@ def test_improvement_rules_use_mlflow_semantics_against_the_champion():
     assert _gate({"ap": 0.82}, {"ap": 0.80}, policy).passed
     d = _gate({"ap": 0.805}, {"ap": 0.80}, policy)
     assert not d.passed
-    assert d.reasons[0] == (
-        "ap = 0.805 vs champion v1 0.8: does not improve by the required margin (min_absolute_change 0.01)"
-    )
+    assert d.reasons[0] == ("ap = 0.805 vs champion v1 0.8: does not improve by the required margin (min_absolute_change 0.01)")
     # without a champion the improvement rule cannot apply: floors only (none here)
     assert _gate({"ap": 0.1}, None, policy).passed
 

@@ -22,9 +22,7 @@ from tests.registry.tiny_model import LOADER, make_tiny
 
 def _build(tmp_path: Path, **extra) -> tuple[torch.nn.Module, Path, dict]:
     model, weights, config = make_tiny(tmp_path / "src", seed=0)
-    manifest = build_model_dir(
-        tmp_path / "pkg", family="student", weights_path=weights, config=config, loader=LOADER, **extra
-    )
+    manifest = build_model_dir(tmp_path / "pkg", family="student", weights_path=weights, config=config, loader=LOADER, **extra)
     return model, tmp_path / "pkg", manifest
 
 

@@ -71,7 +71,11 @@ def test_scores_equal_evaluation_scores_and_carry_versions(runtime: ServingRunti
     assert first.index_version is not None and first.index_version.startswith("i")
     assert first.threshold == THRESHOLD and all(s.label == (s.score >= THRESHOLD) for s in served)
     health = runtime.health()
-    assert health.status == "ready" and health.clips == len(pair_world.clip_ids) and health.threshold_source == "recorded with the model"
+    assert (
+        health.status == "ready"
+        and health.clips == len(pair_world.clip_ids)
+        and health.threshold_source == "recorded with the model"
+    )
     assert health.scored_pairs >= len(pairs) and health.reload == "fixed model: restart to change it"
 
 
@@ -165,7 +169,9 @@ def test_feast_source_serves_the_same_scores(pair_world: ServingWorld, runtime: 
     assert isinstance(feast.served.source, FeastFeatureSource) and feast.health().clips is None
     pairs = [("train_src0", "train_cpy0"), ("val_src1", "train_cpy3")]
     assert [p.score for p in feast.score_pairs(pairs)] == pytest.approx([p.score for p in runtime.score_pairs(pairs)])
-    assert [c.clip_id for c in feast.search("train_src0", 3).candidates] == [c.clip_id for c in runtime.search("train_src0", 3).candidates]
+    assert [c.clip_id for c in feast.search("train_src0", 3).candidates] == [
+        c.clip_id for c in runtime.search("train_src0", 3).candidates
+    ]
     with pytest.raises(ClipNotFoundError):
         feast.require_pairs([("train_src0", "nope")])
 

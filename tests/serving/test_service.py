@@ -54,7 +54,10 @@ def test_health_reports_ready_and_versions(client: bentoml.SyncHTTPClient, serve
 
 def test_score_returns_scores_labels_and_versions(client: bentoml.SyncHTTPClient) -> None:
     results = client.score(pairs=[_pair("train_src0", "train_cpy0"), _pair("val_src1", "train_cpy3")])
-    assert [(r["query_clip_id"], r["candidate_clip_id"]) for r in results] == [("train_src0", "train_cpy0"), ("val_src1", "train_cpy3")]
+    assert [(r["query_clip_id"], r["candidate_clip_id"]) for r in results] == [
+        ("train_src0", "train_cpy0"),
+        ("val_src1", "train_cpy3"),
+    ]
     for r in results:
         assert 0.0 <= r["score"] <= 1.0 and r["label"] == (r["score"] >= THRESHOLD) and r["threshold"] == THRESHOLD
         assert r["model_version"] and r["encoder_version"] == "e000test" and r["index_version"]

@@ -28,7 +28,9 @@ class Interrupted(Exception):
 @pytest.fixture(scope="module")
 def teacher_outputs(trained_teacher, rci_world: RCIWorld, tmp_path_factory: pytest.TempPathFactory):
     result, cfg = trained_teacher
-    return cache_teacher(result.model_dir, rci_world.root, cfg, tmp_path_factory.mktemp("tcache"), splits=("train",), progress=False)
+    return cache_teacher(
+        result.model_dir, rci_world.root, cfg, tmp_path_factory.mktemp("tcache"), splits=("train",), progress=False
+    )
 
 
 @pytest.fixture
@@ -46,7 +48,9 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_two_stages_train_from_cached_teacher_outputs_and_are_idempotent(
     rci_world: RCIWorld, rci_cfg, teacher_outputs, no_teacher_forward, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    final = train_student(rci_world.root, rci_world.features_dir, rci_cfg, teacher_cache=teacher_outputs.path, progress=False, track=False)
+    final = train_student(
+        rci_world.root, rci_world.features_dir, rci_cfg, teacher_cache=teacher_outputs.path, progress=False, track=False
+    )
     assert final.stage == 2 and final.distill_mode == "both" and final.teacher_version == teacher_outputs.teacher_version
     assert final.init_dir is not None and final.init_dir != final.model_dir
     assert [r["epoch"] for r in final.history] == [1] and set(final.history[0]["val"]) == {"ap", "r_at_p80"}
@@ -58,11 +62,15 @@ def test_two_stages_train_from_cached_teacher_outputs_and_are_idempotent(
         raise AssertionError("a complete version must not train again")
 
     monkeypatch.setattr("clipguard.training.student.fit", no_fit)
-    again = train_student(rci_world.root, rci_world.features_dir, rci_cfg, teacher_cache=teacher_outputs.path, progress=False, track=False)
+    again = train_student(
+        rci_world.root, rci_world.features_dir, rci_cfg, teacher_cache=teacher_outputs.path, progress=False, track=False
+    )
     assert again.skipped and again.model_dir == final.model_dir and again.history == final.history
 
 
-def test_distillation_step_updates_only_student_and_projection(trained_teacher, rci_world: RCIWorld, rci_cfg, teacher_outputs) -> None:
+def test_distillation_step_updates_only_student_and_projection(
+    trained_teacher, rci_world: RCIWorld, rci_cfg, teacher_outputs
+) -> None:
     teacher, _ = load_teacher(trained_teacher[0].model_dir)
     teacher_before = _weights(teacher)
     cached_before = {k: v.clone() for k, v in teacher_outputs.logits.items()}
@@ -111,7 +119,9 @@ def test_stage2_loss_uses_the_cached_teacher_logits(rci_world: RCIWorld, rci_cfg
 
 def test_interrupted_stage1_resumes_to_identical_weights(rci_world: RCIWorld, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = rci_config(tmp_path / "runs", **{"models.distill.mode": "off"})
-    reference = train_student(rci_world.root, rci_world.features_dir, cfg, tmp_path / "ref", stages=1, progress=False, track=False)
+    reference = train_student(
+        rci_world.root, rci_world.features_dir, cfg, tmp_path / "ref", stages=1, progress=False, track=False
+    )
 
     original = MatchLiteForPairClassification.forward
     calls = {"n": 0}
