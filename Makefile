@@ -24,6 +24,7 @@ help:
 	@echo "make promote MODEL=student VERSION=N   move the champion alias (gated)"
 	@echo "make rollback MODEL=student            restore the previous champion"
 	@echo "make mlflow-ui                         MLflow UI on http://127.0.0.1:5000"
+	@echo "make mlflow-server                     MLflow tracking server on PostgreSQL (the cluster profile's)"
 	@echo "make serve [PORT=3000] [SET='--set rci.model_uri=... --set serving.features_dir=...']  RCI service"
 	@echo "make demo [DEMO_OUT=runs/demo] [SET='--set key=value']  the whole loop locally, summary + time"
 
@@ -105,6 +106,14 @@ DEMO_OUT ?=
 .PHONY: demo
 demo:
 	$(CG) --profile demo $(SET) demo $(if $(DEMO_OUT),--out $(DEMO_OUT),)
+
+# An MLflow tracking server on the machine's PostgreSQL (the `cluster` profile's registry.tracking_uri):
+# backend store $(MLFLOW_DB), artifacts served from $(WORK)/mlflow-artifacts.
+MLFLOW_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+MLFLOW_PORT ?= 5000
+.PHONY: mlflow-server
+mlflow-server:
+	$(VENV)/bin/mlflow server --backend-store-uri $(MLFLOW_DB) --artifacts-destination $(WORK)/mlflow-artifacts --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 mlflow-ui:
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(WORK)/mlflow.db --default-artifact-root $(WORK)/mlartifacts --host 127.0.0.1 --port 5000

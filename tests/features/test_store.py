@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from clipguard.features.store import (
     project_name,
     validate_feature_table,
 )
+from tests.services import fresh_database, redis_connection_string
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIMS = {"visual_pooled": 16, "audio_pooled": 8, "text_pooled": 12, "clip_embedding": 6}
@@ -97,6 +99,17 @@ def _write_pairs(root: Path, pairs: list[tuple[str, str, str, datetime]]) -> Non
 # --------------------------------------------------------------------------- contract
 
 
+@pytest.fixture(params=["sqlite", "redis+postgres"])
+def feast_cfg(request: pytest.FixtureRequest) -> Iterator[FeastConfig]:
+    """The local store (SQLite registry + online store), or the cluster's: the Redis online
+    store and a SQL registry on a fresh PostgreSQL database (:mod:`tests.services`)."""
+    if request.param == "sqlite":
+        yield FeastConfig()
+        return
+    with fresh_database("clipguard_feast") as registry_url:
+        yield FeastConfig(online_store="redis", redis_connection_string=redis_connection_string(), registry_url=registry_url)
+
+
 def test_feature_table_contract_errors(tmp_path: Path) -> None:
     good = _rows(["a", "b"], T0, 0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -148,7 +161,7 @@ def test_cluster_settings_use_redis_and_sql_registry(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- offline
 
 
-def test_training_set_is_point_in_time_correct(tmp_path: Path) -> None:
+def test_training_set_is_point_in_time_correct(tmp_path: Path, feast_cfg: FeastConfig) -> None:
     """X has features at t0 (A) and t2 (B); Y only at t2; Z and W at t0.
 
     A pair labelled at t1 must get A for X and nulls for Y (its only row is after the
@@ -158,7 +171,7 @@ def test_training_set_is_point_in_time_correct(tmp_path: Path) -> None:
     a = _rows(["X", "Z", "W"], T0, 0)
     b = _rows(["X", "Y"], T2, 1)
     table = _write(tmp_path / "features" / "enc-test" / "clip_features.parquet", a, b)
-    store = build_store(table, tmp_path / "feast")
+    store = build_store(table, tmp_path / "feast", feast_cfg)
     root = tmp_path / "corpus"
     _write_pairs(
         root,
@@ -232,12 +245,12 @@ def test_training_set_errors(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- online
 
 
-def test_online_reads_latest_vectors_after_materialize(tmp_path: Path) -> None:
+def test_online_reads_latest_vectors_after_materialize(tmp_path: Path, feast_cfg: FeastConfig) -> None:
     ids = [f"clip{i:03d}" for i in range(70)]
     old = _rows(ids, T0, 0)
     new = _rows(ids[:5], T2, 1)
     table = _write(tmp_path / "features" / "enc-test" / "clip_features.parquet", old, new)
-    store = build_store(table, tmp_path / "feast")
+    store = build_store(table, tmp_path / "feast", feast_cfg)
     report = materialize(store, end_date=NOW)
     assert set(report.intervals) == set(VIEW_NAMES)
     assert report.clips["clip_embedding"] == 70
@@ -264,29 +277,29 @@ def test_online_reads_latest_vectors_after_materialize(tmp_path: Path) -> None:
     assert set(_found(partial, "clip069")) == set(VIEW_FEATURES["clip_text"])
 
 
-def test_materialize_is_incremental(tmp_path: Path) -> None:
+def test_materialize_is_incremental(tmp_path: Path, feast_cfg: FeastConfig) -> None:
     table = tmp_path / "features" / "enc-test" / "clip_features.parquet"
     first = _rows(["a", "b"], T0, 0)
     _write(table, first)
-    store = build_store(table, tmp_path / "feast")
+    store = build_store(table, tmp_path / "feast", feast_cfg)
     materialize(store, end_date=T1)
     assert online_features(store, ["c"])["c"] is None
 
     late = _rows(["c"], T2, 1)
     _write(table, first, late)
-    store = build_store(table, tmp_path / "feast")  # re-apply keeps the history
+    store = build_store(table, tmp_path / "feast", feast_cfg)  # re-apply keeps the history
     report = materialize(store, end_date=T3)
     assert report.intervals["clip_visual"][0] == T1  # resumes where the last run ended
     assert report.clips["clip_visual"] == 1
     np.testing.assert_array_equal(_found(online_features(store, ["c"]), "c")["visual_pooled"], late["visual_pooled"][0])
 
 
-def test_encoder_versions_are_separate_projects(tmp_path: Path) -> None:
+def test_encoder_versions_are_separate_projects(tmp_path: Path, feast_cfg: FeastConfig) -> None:
     t1 = _write(feature_table_path(tmp_path / "features", "e1"), _rows(["a"], T0, 0, version="e1"))
     t2 = _write(feature_table_path(tmp_path / "features", "e2"), _rows(["a"], T0, 1, version="e2"))
-    s1 = build_store(t1, tmp_path / "feast")
+    s1 = build_store(t1, tmp_path / "feast", feast_cfg)
     materialize(s1, end_date=NOW)
-    s2 = build_store(t2, tmp_path / "feast")
+    s2 = build_store(t2, tmp_path / "feast", feast_cfg)
     materialize(s2, end_date=NOW)
     assert (s1.project, s2.project) == ("clipguard_e1", "clipguard_e2")
     v1 = _found(online_features(s1, ["a"]), "a")["clip_embedding"]

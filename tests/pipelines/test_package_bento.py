@@ -9,8 +9,9 @@ import yaml
 from kfp.dsl import Artifact
 
 from clipguard.config import Config
+from clipguard.registry import registered_model_name
 from components.package_bento.component import package_bento
-from tests.registry.conftest import _migrated_db, _mlflow_env, registry_cfg  # noqa: F401 - fixtures
+from tests.registry.conftest import _migrated_db, _mlflow_env, _server, registry_cfg  # noqa: F401 - fixtures
 
 LOADER = "clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained"
 
@@ -42,8 +43,15 @@ def test_package_bento_builds_a_labelled_bento(tmp_path: Path, registry_cfg: Con
         tmp_path / "student", registry_cfg, data_version="dtiny", encoder_version="etiny", index_version="itiny"
     )
     bento = Artifact(name="bento", uri=str(tmp_path / "bento"))
+    registry = registry_cfg.registry  # the step rebuilds the same config: local SQLite or the MLflow server
+    overrides = {
+        "work_dir": registry_cfg.work_dir,
+        "registry.tracking_uri": registry.tracking_uri,
+        "registry.experiment": registry.experiment,
+        "registry.models": registry.models,
+    }
     tag = package_bento.python_func(
-        version=version, bento=bento, family="student", overrides_json=json.dumps({"work_dir": registry_cfg.work_dir})
+        version=version, bento=bento, family="student", profile=registry_cfg.profile, overrides_json=json.dumps(overrides)
     )
 
     name, _, bento_version = tag.partition(":")
@@ -52,7 +60,7 @@ def test_package_bento_builds_a_labelled_bento(tmp_path: Path, registry_cfg: Con
     spec = yaml.safe_load((store / "bentos" / name / bento_version / "bento.yaml").read_text())
     assert spec["service"] == "clipguard.serving.service:ClipGuard"
     labels = spec["labels"]
-    assert labels["clipguard.model"] == "clipguard-student"
+    assert labels["clipguard.model"] == registered_model_name("student", registry_cfg)
     assert labels["clipguard.registry_version"] == version
     assert labels["clipguard.data_version"] == "dtiny"
     assert labels["clipguard.encoder_version"] == "etiny"

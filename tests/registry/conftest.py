@@ -1,9 +1,12 @@
-"""Registry fixtures: a pre-migrated MLflow SQLite database, copied per test.
+"""Registry fixtures: every registry test runs on two stores.
 
-Creating an MLflow database runs seconds of Alembic migrations; ``_migrated_db`` pays
-that once per session and ``registry_cfg`` gives each test its own copy: a fresh,
-isolated tracking store, registry and artifact root. Both live on ``/dev/shm`` when it is
-available, because an MLflow run commits to SQLite (and fsyncs) hundreds of times.
+* ``sqlite`` (the ``local`` profile): a pre-migrated MLflow SQLite database, copied per test.
+  Creating an MLflow database runs seconds of Alembic migrations; ``_migrated_db`` pays that
+  once per session and each test gets its own copy (on ``/dev/shm`` when it is available,
+  because an MLflow run commits to SQLite, and fsyncs, hundreds of times).
+* ``mlflow-server`` (the ``cluster`` profile): a real ``mlflow server`` on a PostgreSQL backend
+  store (:mod:`tests.services`), started once per session; each test gets its own experiment
+  and registered-model names, so it starts from an empty registry as on SQLite.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +24,7 @@ import pytest
 
 from clipguard.config import Config, load_config
 from clipguard.core.tracking import LOCAL_DB_FILE
+from tests.services import MlflowServer, mlflow_server
 
 _SHM = Path("/dev/shm")
 FAST_TMP = str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
@@ -54,9 +59,30 @@ def _migrated_db() -> Iterator[Path]:
         yield path
 
 
-@pytest.fixture
-def registry_cfg(_migrated_db: Path) -> Iterator[Config]:
-    """A config whose ``work_dir`` holds a fresh copy of the migrated database."""
+@pytest.fixture(scope="session")
+def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server") / "artifacts") as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "mlflow-server"])
+def registry_cfg(request: pytest.FixtureRequest) -> Iterator[Config]:
+    """A config on a fresh registry: a copy of the migrated SQLite database in ``work_dir``, or
+    names of its own on the session's MLflow server (PostgreSQL)."""
     with tempfile.TemporaryDirectory(prefix="clipguard-runs-", dir=FAST_TMP) as tmp:
-        shutil.copyfile(_migrated_db, Path(tmp) / LOCAL_DB_FILE)
-        yield load_config(overrides={"work_dir": tmp})
+        if request.param == "sqlite":
+            shutil.copyfile(request.getfixturevalue("_migrated_db"), Path(tmp) / LOCAL_DB_FILE)
+            yield load_config(overrides={"work_dir": tmp})
+            return
+        server: MlflowServer = request.getfixturevalue("_server")
+        uid = uuid.uuid4().hex[:8]
+        families = load_config().registry.models
+        yield load_config(
+            "cluster",
+            {
+                "work_dir": tmp,
+                "registry.tracking_uri": server.url,
+                "registry.experiment": f"clipguard-test-{uid}",
+                "registry.models": {family: f"{name}-{uid}" for family, name in families.items()},
+            },
+        )

@@ -9,7 +9,7 @@ import pytest
 
 from clipguard.config import Config, load_config
 from clipguard.data.schema import data_version
-from clipguard.registry import current, gate_version, promote
+from clipguard.registry import current, gate_version, promote, registered_model_name
 from clipguard.registry.champion import champion_reevaluator
 from clipguard.registry.gate import GatePolicy
 from tests.pipelines.test_package_bento import register_tiny_student
@@ -66,5 +66,7 @@ def test_champion_of_another_encoder_fails_the_gate_with_the_reason(tmp_path: Pa
     reevaluate = champion_reevaluator("student", world.root, world.features_dir, cfg=cfg)
     decision = gate_version("student", candidate, cfg=cfg, policy=POLICY, reevaluate_champion=reevaluate)
     assert not decision.passed
-    assert decision.reasons[0].startswith(f"champion v{champion}: clipguard-student v{champion} was trained on encoder e-other")
+    assert decision.reasons[0].startswith(
+        f"champion v{champion}: {registered_model_name('student', cfg)} v{champion} was trained on encoder e-other"
+    )
     assert current("student", cfg=cfg).champion == champion

@@ -25,6 +25,7 @@ from clipguard.registry import (
     log_model,
     log_png,
     promote,
+    registered_model_name,
     rollback,
     show,
     start_run,
@@ -58,7 +59,7 @@ def test_logged_model_loads_back_through_champion_alias_without_pickle(
     promote("student", cfg=registry_cfg)
 
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # proves nothing is unpickled
-    loaded = mlflow.pyfunc.load_model("models:/clipguard-student@champion")
+    loaded = mlflow.pyfunc.load_model(f"models:/{registered_model_name('student', registry_cfg)}@champion")
     x = np.random.default_rng(0).normal(size=(5, 4))  # float64: cast to the weights' dtype
     with torch.no_grad():
         expected = model(torch.from_numpy(x).float()).numpy()
@@ -93,7 +94,7 @@ def test_degraded_challenger_is_refused_and_never_promoted(registry_cfg: Config,
     assert not decision.passed and decision.champion_version == "1"
     assert decision.reasons[0].startswith("ap = 0.7 vs champion v1 0.8: regressed beyond the tolerance")
 
-    tags = _client().get_model_version("clipguard-student", v2.version).tags
+    tags = _client().get_model_version(registered_model_name("student", registry_cfg), v2.version).tags
     assert tags["gate"] == "failed" and "regressed" in json.loads(tags["gate.reasons"])[0]
     state = current("student", cfg=registry_cfg)
     assert state.aliases == {"champion": "1"}  # no alias for the failed version
@@ -178,7 +179,7 @@ def test_champion_moved_in_the_ui_joins_the_history(registry_cfg: Config, tmp_pa
         gate_version("student", mv.version, cfg=registry_cfg)
         if seed < 3:
             promote("student", cfg=registry_cfg)
-    _client().set_registered_model_alias("clipguard-student", "champion", "3")  # one-click in the UI
+    _client().set_registered_model_alias(registered_model_name("student", registry_cfg), "champion", "3")  # one-click in the UI
     state = rollback("student", cfg=registry_cfg)
     assert state.champion == "2" and state.aliases["rolled_back"] == "3"
 
@@ -232,12 +233,14 @@ def test_runs_carry_lineage_params_metrics_and_artifacts(registry_cfg: Config, t
     data = _client().get_run(run.info.run_id).data
     for key, value in {"data_version": "data-1", "encoder_version": "enc-1", "index_version": "idx-1"}.items():
         assert data.tags[key] == value
-    assert data.tags["clipguard.profile"] == "local"
+    assert data.tags["clipguard.profile"] == registry_cfg.profile
     assert data.tags.get("git_commit") == data.tags.get("mlflow.source.git.commit")
     assert data.params["pretrain.lr"] == "0.002" and data.params["trainer.epochs"] == "2"
-    assert data.params["registry.models.student"] == "clipguard-student"
+    assert data.params["registry.models.student"] == registered_model_name("student", registry_cfg)
     assert data.metrics == {"ap": 0.8, "per_edit.crop.ap": 0.7}
     files = {a.path for d in ("eval", "plots") for a in _client().list_artifacts(run.info.run_id, d)}
     assert files == {"eval/summary.json", "eval/per_edit.md", "plots/pr.png", "plots/fig.png"}
-    artifact_root = Path(registry_cfg.work_dir) / "mlartifacts"
-    assert artifact_root.is_dir()  # the local default artifact location
+    if registry_cfg.registry.tracking_uri is None:
+        assert (Path(registry_cfg.work_dir) / "mlartifacts").is_dir()  # the local default artifact location
+    else:  # the server stores and serves the artifacts (proxied)
+        assert _client().get_experiment(run.info.experiment_id).artifact_location.startswith("mlflow-artifacts:")

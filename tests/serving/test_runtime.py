@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,13 +159,15 @@ def test_uploads_are_decoded_encoded_and_scored(media_world: ServingWorld, tmp_p
         small.check_upload("video", v["horse"])
 
 
-@pytest.mark.slow
-def test_feast_source_serves_the_same_scores(pair_world: ServingWorld, runtime: ServingRuntime) -> None:
-    from clipguard.features.store import build_store, materialize
+def _check_feast_source(pair_world: ServingWorld, runtime: ServingRuntime, **store: Any) -> None:
+    """Materialize the world's features into the Feast store ``store`` names, serve from it:
+    the same scores and search results as the files source."""
+    from clipguard.features.store import materialize_features
 
-    cfg = world_config(pair_world)
-    materialize(build_store(pair_world.features_dir / "clip_features.parquet", Path(cfg.work_dir) / cfg.feast.dir, cfg.feast))
-    feast = ServingRuntime(world_config(pair_world, **{"serving.feature_source": "feast"}))
+    cfg = world_config(pair_world, **store)
+    report = materialize_features(pair_world.features_dir, cfg)
+    assert report.clips["clip_embedding"] > 0
+    feast = ServingRuntime(world_config(pair_world, **{"serving.feature_source": "feast", **store}))
     feast.load()
     assert isinstance(feast.served.source, FeastFeatureSource) and feast.health().clips is None
     pairs = [("train_src0", "train_cpy0"), ("val_src1", "train_cpy3")]
@@ -174,6 +177,27 @@ def test_feast_source_serves_the_same_scores(pair_world: ServingWorld, runtime: 
     ]
     with pytest.raises(ClipNotFoundError):
         feast.require_pairs([("train_src0", "nope")])
+
+
+@pytest.mark.slow
+def test_feast_source_serves_the_same_scores(pair_world: ServingWorld, runtime: ServingRuntime) -> None:
+    _check_feast_source(pair_world, runtime)
+
+
+def test_the_service_reads_features_from_redis(pair_world: ServingWorld, runtime: ServingRuntime) -> None:
+    """The cluster's store: the Redis online store and a SQL registry on PostgreSQL."""
+    from tests.services import fresh_database, redis_connection_string
+
+    with fresh_database("clipguard_feast") as registry_url:
+        _check_feast_source(
+            pair_world,
+            runtime,
+            **{
+                "feast.online_store": "redis",
+                "feast.redis_connection_string": redis_connection_string(),
+                "feast.registry_url": registry_url,
+            },
+        )
 
 
 def _asgi_call(app: UploadLimitMiddleware, path: str, chunks: list[bytes], declared: int | None) -> tuple[int, bool]:

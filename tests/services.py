@@ -1,0 +1,137 @@
+"""The real services of the cluster configuration, for the tests that use them.
+
+Every machine of ours (yours and CI's) runs PostgreSQL (127.0.0.1:5432, trust auth) and Redis
+(127.0.0.1:6379). The service-backed tests use them for real: an MLflow tracking server on a
+PostgreSQL backend store (started here, once per session), Feast with the Redis online store
+and a SQL registry on PostgreSQL. A missing service **fails** the test with a message naming
+it (CI must run these tests, never skip them). Override the addresses with
+``CLIPGUARD_TEST_POSTGRES`` (a ``postgresql+psycopg://`` URL of a server, any database) and
+``CLIPGUARD_TEST_REDIS`` (``host:port``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+POSTGRES = os.environ.get("CLIPGUARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CLIPGUARD_TEST_REDIS", "127.0.0.1:6379")
+REDIS_TEST_DB = 15
+"""The Redis database the tests own (flushed before each use)."""
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def require_postgres() -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq(POSTGRES), connect_timeout=5) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as e:
+        pytest.fail(f"this test needs PostgreSQL at {POSTGRES} (CLIPGUARD_TEST_POSTGRES): {e}", pytrace=False)
+
+
+def require_redis() -> None:
+    import redis
+
+    host, port = REDIS.rsplit(":", 1)
+    try:
+        redis.Redis(host=host, port=int(port), socket_connect_timeout=5).ping()
+    except redis.RedisError as e:
+        pytest.fail(f"this test needs Redis at {REDIS} (CLIPGUARD_TEST_REDIS): {e}", pytrace=False)
+
+
+@contextmanager
+def fresh_database(prefix: str = "clipguard_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
+    import psycopg
+
+    require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_libpq(POSTGRES), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(POSTGRES, name)
+    finally:
+        with psycopg.connect(_libpq(POSTGRES), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_connection_string() -> str:
+    """Feast's ``host:port,db=N`` for the tests' own Redis database, flushed."""
+    import redis
+
+    require_redis()
+    host, port = REDIS.rsplit(":", 1)
+    redis.Redis(host=host, port=int(port), db=REDIS_TEST_DB).flushdb()
+    return f"{REDIS},db={REDIS_TEST_DB}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    backend_store_uri: str
+    log: Path
+
+
+@contextmanager
+def mlflow_server(artifacts: Path, ready_timeout_s: float = 180.0) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a fresh PostgreSQL backend store, artifacts proxied from ``artifacts``."""
+    with fresh_database("clipguard_mlflow") as db:
+        port = _free_port()
+        log = artifacts.parent / "mlflow-server.log"
+        mlflow = Path(sys.executable).with_name("mlflow")
+        cmd = [str(mlflow), "server", "--backend-store-uri", db, "--artifacts-destination", str(artifacts),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            import httpx
+
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"mlflow server exited {proc.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"mlflow server not ready within {ready_timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False
+                    )
+                time.sleep(0.5)
+            yield MlflowServer(url, db, log)
+        finally:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
