@@ -392,9 +392,9 @@ def _pretrained_audio(
     """The audio encoder after ``pretrain.audio_steps`` contrastive steps on the training clips'
     soundtracks (a trained copy; ``initial`` is left as it is), or ``initial`` with 0 steps.
     The trained weights are checkpointed in ``state_dir`` so a resumed run does not train again."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from safetensors.torch import load_file
 
+    from clipguard.core.progress import loss_progress
     from clipguard.encoders.audio_pretrain import pretrain_audio
 
     p = cfg.pretrain
@@ -409,14 +409,7 @@ def _pretrained_audio(
         audio.encoder.load_state_dict(load_file(str(state)))
         audio.eval().requires_grad_(False)
         return audio, json.loads(info_path.read_text())
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not progress) as bar:
+    with loss_progress(progress) as bar:
         task = bar.add_task(f"audio seed {seed}", total=p.audio_steps, loss=float("nan"))
         result = pretrain_audio(
             audio, [cache.waves[i] for i in train_idx], p, seed, lambda loss: bar.update(task, advance=1, loss=loss)
@@ -496,7 +489,9 @@ def _frozen(root: Path, cfg: Config, out_dir: Path, progress: bool) -> _Frozen:
 def _pretrain(
     root: Path, cfg: Config, mode: str, out_dir: Path, seed: int, progress: bool, frozen: _Frozen | None
 ) -> tuple[PretrainResult, _Frozen | None]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import TaskID
+
+    from clipguard.core.progress import loss_progress
 
     if mode not in MODES:
         raise ValueError(f"unknown pretraining mode {mode!r} (choose from {', '.join(MODES)})")
@@ -541,14 +536,7 @@ def _pretrain(
     seconds = float(info["train_seconds"])
     epochs = cfg.pretrain.epochs
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not progress) as bar:
+    with loss_progress(progress) as bar:
         for epoch in range(start, epochs):
             task = bar.add_task(
                 f"{mode} seed {seed} epoch {epoch + 1}/{epochs}", total=trainer.steps_per_epoch, loss=float("nan")

@@ -89,19 +89,12 @@ def fit(
         the per-epoch history (loss, parts, seconds, metrics) and the epoch this call resumed
         from (0 when it started fresh).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from clipguard.core.progress import loss_progress
 
     state = load_checkpoint(checkpoint_dir, run_key, modules, optimizer, scheduler) or CheckpointState(run_key, 0, 0)
     start = state.epoch
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with loss_progress(progress, transient=False) as bar:
         for epoch in range(start, epochs):
             task = bar.add_task(f"{name} epoch {epoch + 1}/{epochs}", total=steps_per_epoch, loss=float("nan"))
             t0 = time.perf_counter()

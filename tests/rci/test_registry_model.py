@@ -27,10 +27,23 @@ def local_registry(tmp_path, monkeypatch):
     return rci_config(tmp_path / "runs")
 
 
-def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_registry):
+def _register_champion(student_dir, cfg, metrics=None):
+    """Register the fixture's student (trained on ENCODER_VERSION) and make it the champion."""
     import mlflow
 
     from clipguard.registry import Lineage, log_model, registered_model_name
+
+    config = json.loads((student_dir / "config.json").read_text())
+    mv = log_model(
+        "student", student_dir / "model.safetensors", config, cfg=cfg, loader=LOADER, metrics=metrics,
+        lineage=Lineage(encoder_version=ENCODER_VERSION),
+    )  # fmt: skip
+    name = registered_model_name("student", cfg)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+    return name, mv
+
+
+def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_registry):
 
     cfg = local_registry
     _, enc_dir, student_dir = rci_env
@@ -39,18 +52,7 @@ def test_scores_with_the_registry_champion(rci_env, rci_media, tmp_path, local_r
     with pytest.raises(ModelNotFoundError, match="clipguard-student"):
         load_student(None, cfg)
 
-    config = json.loads((student_dir / "config.json").read_text())
-    mv = log_model(
-        "student",
-        student_dir / "model.safetensors",
-        config,
-        cfg=cfg,
-        loader=LOADER,
-        metrics={"threshold": 0.25},
-        lineage=Lineage(encoder_version=ENCODER_VERSION),
-    )
-    name = registered_model_name("student", cfg)
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+    name, mv = _register_champion(student_dir, cfg, metrics={"threshold": 0.25})
 
     loaded = load_student(None, cfg)
     assert loaded.model_version == f"{name}/{mv.version}" and loaded.threshold == 0.25
@@ -74,29 +76,19 @@ def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, local_r
     import mlflow
 
     from clipguard.encoders.bundle import ENCODER_FILE, EncoderBundle
-    from clipguard.registry import Lineage, log_model, registered_model_name
+    from clipguard.registry import Lineage
     from clipguard.registry.encoders import register_encoder
     from clipguard.registry.pyfunc import file_sha256
 
     cfg = local_registry
     _, enc_dir, student_dir = rci_env
-    config = json.loads((student_dir / "config.json").read_text())
     csv = rci_media / "pairs_carried.csv"
     pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(
         csv, index=False
     )
 
     # a champion without registered encoders: the error says what is missing
-    mv = log_model(
-        "student",
-        student_dir / "model.safetensors",
-        config,
-        cfg=cfg,
-        loader=LOADER,
-        lineage=Lineage(encoder_version=ENCODER_VERSION),
-    )
-    name = registered_model_name("student", cfg)
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+    name, mv = _register_champion(student_dir, cfg)
     with pytest.raises(FileNotFoundError, match=f"{ENCODER_VERSION} is not registered"):
         score_pairs(csv, tmp_path / "none.csv", cfg, progress=False)
 
