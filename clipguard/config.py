@@ -516,8 +516,12 @@ class ModelsConfig(_Section):
         return self
 
 
-class IndexConfig(_Section):
-    """The clip-embedding vector index (clipguard.index): FAISS over L2-normalised 128-d vectors.
+IndexKind = Literal["hnsw", "ivfpq"]
+
+
+class IndexParamsConfig(_Section):
+    """How a FAISS index is built, and its default search settings: the one schema of these
+    parameters (:class:`clipguard.index.IndexParams` adds the index's own methods to it).
 
     ``hnsw`` (default): ``IndexHNSWFlat`` (inner product = cosine), about 0.8 KB/vector;
     ``ivfpq``: an inverted file with product-quantised codes (``pq_m`` bytes + an 8-byte
@@ -525,7 +529,7 @@ class IndexConfig(_Section):
     ``shard_size`` vectors, one FAISS index each, searched together and merged.
     """
 
-    kind: Literal["hnsw", "ivfpq"] = "hnsw"
+    kind: IndexKind = "hnsw"
     hnsw_m: int = Field(32, ge=4, description="HNSW neighbours per node (M)")
     ef_construction: int = Field(
         200, ge=8, description="HNSW build-time beam width (80 builds 2.4x faster but needs efSearch ~64 for recall 0.98)"
@@ -538,6 +542,12 @@ class IndexConfig(_Section):
     nprobe: int = Field(64, ge=1, description="IVF lists visited per query")
     train_size: int = Field(100_000, ge=1_000, description="IVF-PQ training vectors (sampled from the first shard)")
     shard_size: int = Field(1_000_000, ge=1, description="vectors per shard")
+
+
+class IndexConfig(IndexParamsConfig):
+    """The clip-embedding vector index (clipguard.index): FAISS over L2-normalised 128-d vectors,
+    built with :class:`IndexParamsConfig`, plus where and with how many threads it is built."""
+
     threads: int | None = Field(None, ge=1, description="FAISS OpenMP threads for building (None: all CPUs)")
     dir: str = Field("index", description="default output root, relative to work_dir")
 

@@ -34,7 +34,7 @@ def test_overrides_win_and_are_validated():
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(FileNotFoundError, match="known: demo, gpu, local"):
+    with pytest.raises(FileNotFoundError, match="known: cluster, demo, gpu, local"):
         load_config("nope")
 
 

@@ -42,11 +42,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from clipguard.config import Config, IndexConfig
+from clipguard.config import Config, IndexKind, IndexParamsConfig
 
 if TYPE_CHECKING:
     import faiss
@@ -78,8 +78,8 @@ METRIC = "inner_product"
 ADD_CHUNK = 65_536
 """vectors added per FAISS call while building (the progress bar's step)"""
 
-Kind = Literal["hnsw", "ivfpq"]
-KINDS: tuple[str, ...] = ("hnsw", "ivfpq")
+Kind = IndexKind
+KINDS: tuple[str, ...] = get_args(IndexKind)
 SEARCH_TIME_PARAMS = ("ef_search", "nprobe")
 """parameters that only change search, not the built index (not part of the version)"""
 
@@ -93,38 +93,20 @@ def shard_file(index: int) -> str:
     return f"shard-{index:05d}.faiss"
 
 
-@dataclass(frozen=True)
-class IndexParams:
-    """How an index is built (and its default search settings); see :class:`clipguard.config.IndexConfig`."""
-
-    kind: Kind = "hnsw"
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 32
-    ivf_nlist: int = 1024
-    pq_m: int = 32
-    pq_nbits: int = 8
-    opq: bool = False
-    nprobe: int = 64
-    train_size: int = 100_000
-    shard_size: int = 1_000_000
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"index kind must be one of {KINDS}, got {self.kind!r}")
-        if self.shard_size < 1:
-            raise ValueError("shard_size must be >= 1")
+class IndexParams(IndexParamsConfig):
+    """How an index is built (and its default search settings): the fields of
+    :class:`clipguard.config.IndexParamsConfig` (defined there once), with the index's methods."""
 
     @classmethod
-    def from_config(cls, index: IndexConfig, **overrides: Any) -> IndexParams:
+    def from_config(cls, index: IndexParamsConfig, **overrides: Any) -> IndexParams:
         """The parameters of ``cfg.index`` (``overrides`` that are not None win)."""
-        values = {f: getattr(index, f) for f in cls.__dataclass_fields__}
+        values = {f: getattr(index, f) for f in IndexParamsConfig.model_fields}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def build_spec(self) -> dict[str, Any]:
         """The parameters that determine the built index (hashed into its version)."""
-        spec = {k: v for k, v in asdict(self).items() if k not in SEARCH_TIME_PARAMS}
+        spec = {k: v for k, v in self.model_dump().items() if k not in SEARCH_TIME_PARAMS}
         if self.kind == "hnsw":
             for k in ("ivf_nlist", "pq_m", "pq_nbits", "opq", "train_size"):
                 spec.pop(k)
@@ -715,7 +697,7 @@ def _write_sidecar(directory: Path, params: IndexParams, meta: dict[str, Any], d
             "normalized": True,
             "dim": int(dim),
             "n_vectors": int(n),
-            "params": asdict(params),
+            "params": params.model_dump(),
             "ids_file": IDS_FILE,
             "index_bytes": index_bytes,
             "bytes_per_vector": round(index_bytes / max(1, n), 3),
