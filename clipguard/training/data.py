@@ -248,14 +248,23 @@ class PairBatch:
     labels: dict[str, torch.Tensor]
 
 
-class StudentPairs(Dataset[int]):
-    """Pairs over a :class:`FeatureBank`; items are row positions, :meth:`collate` builds batches."""
+class LabelledPairs(Dataset[int]):
+    """Labelled pairs whose query and candidate are rows of a store of clips; items are row
+    positions (a subclass's ``collate`` builds the batches)."""
 
-    def __init__(self, pairs: pd.DataFrame, bank: FeatureBank, labels: Mapping[str, np.ndarray]) -> None:
+    query_rows: torch.Tensor | list[int]
+    candidate_rows: torch.Tensor | list[int]
+
+    def __init__(
+        self,
+        pairs: pd.DataFrame,
+        query_rows: torch.Tensor | list[int],
+        candidate_rows: torch.Tensor | list[int],
+        labels: Mapping[str, np.ndarray],
+    ) -> None:
         self.pairs = pairs
-        self.bank = bank
-        self.query_rows = bank.rows(list(pairs["query_clip_id"]))
-        self.candidate_rows = bank.rows(list(pairs["candidate_clip_id"]))
+        self.query_rows = query_rows
+        self.candidate_rows = candidate_rows
         self.labels = {t: torch.as_tensor(v, dtype=torch.long) for t, v in labels.items()}
 
     def __len__(self) -> int:
@@ -268,6 +277,17 @@ class StudentPairs(Dataset[int]):
     def rci(self) -> np.ndarray:
         """The main-task labels (0/1) of every pair."""
         return self.pairs["label"].to_numpy(dtype=np.int64)
+
+
+class StudentPairs(LabelledPairs):
+    """Pairs over a :class:`FeatureBank`; items are row positions, :meth:`collate` builds batches."""
+
+    query_rows: torch.Tensor
+    candidate_rows: torch.Tensor
+
+    def __init__(self, pairs: pd.DataFrame, bank: FeatureBank, labels: Mapping[str, np.ndarray]) -> None:
+        super().__init__(pairs, bank.rows(list(pairs["query_clip_id"])), bank.rows(list(pairs["candidate_clip_id"])), labels)
+        self.bank = bank
 
     def collate(self, positions: Sequence[int], swap_seed: int | None = None) -> PairBatch:
         """The batch of pairs at ``positions``.

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from clipguard.config import Config
 from clipguard.core.io import config_hash, publish_tensor_dir
@@ -45,6 +44,7 @@ from clipguard.data.schema import data_version
 from clipguard.encoders.inputs import decode_batches, read_accepted
 from clipguard.models.frames import allocate_pair_frames
 from clipguard.models.matchlm import MatchLMProcessor
+from clipguard.training.data import LabelledPairs
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def load_or_build_media(
     return _load(path, key)
 
 
-class TeacherPairs(Dataset[int]):
+class TeacherPairs(LabelledPairs):
     """Pairs over :class:`TeacherMedia`; items are row positions, :meth:`collate` builds the
     keyword arguments of :meth:`MatchLMForPairClassification.forward` (plus ``positions``).
 
@@ -170,29 +170,19 @@ class TeacherPairs(Dataset[int]):
     allocation, pixels, pair sequence and padding), with the log-mel taken from the cache.
     """
 
+    query_rows: list[int]
+    candidate_rows: list[int]
+
     def __init__(
         self, pairs: pd.DataFrame, media: TeacherMedia, processor: MatchLMProcessor, labels: Mapping[str, np.ndarray]
     ) -> None:
         missing = sorted({c for c in (*pairs["query_clip_id"], *pairs["candidate_clip_id"]) if c not in media})
         if missing:
             raise KeyError(f"{len(missing)} clip(s) of these pairs are not in the teacher media: {missing[:5]}")
-        self.pairs = pairs
+        rows = media.index
+        super().__init__(pairs, [rows[c] for c in pairs["query_clip_id"]], [rows[c] for c in pairs["candidate_clip_id"]], labels)
         self.media = media
         self.processor = processor
-        self.query_rows = [media.index[c] for c in pairs["query_clip_id"]]
-        self.candidate_rows = [media.index[c] for c in pairs["candidate_clip_id"]]
-        self.labels = {t: torch.as_tensor(v, dtype=torch.long) for t, v in labels.items()}
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> int:
-        return index
-
-    @property
-    def rci(self) -> np.ndarray:
-        """The main-task labels (0/1) of every pair."""
-        return self.pairs["label"].to_numpy(dtype=np.int64)
 
     def collate(self, positions: Sequence[int]) -> dict[str, Any]:
         config = self.processor.config
