@@ -32,29 +32,15 @@ def register_model(
     from pathlib import Path
 
     from clipguard.config import load_config
-    from clipguard.registry import Lineage, log_model
-    from clipguard.registry.encoders import register_encoder
+    from clipguard.registry.register import register_evaluated_model
 
-    cfg = load_config(profile, json.loads(overrides_json))
-    model_dir = Path(model.path, model.metadata.get("subdir", ""))
-    report = json.loads(Path(evaluation.path, evaluation.metadata["report_file"]).read_text())
-    encoders = register_encoder(Path(encoder.path, encoder.metadata.get("subdir", "")), cfg=cfg)
-    lineage = Lineage(
-        data_version=report["data_version"],
-        encoder_version=report["features_version"],
-        model_version=report["model_version"],
-        index_version=index_version or None,
-        encoder_model=f"{encoders.name}/{encoders.version}",
-    )
-    version = log_model(
-        family,
-        model_dir / "model.safetensors",
-        model_dir / "config.json",
-        cfg=cfg,
+    version = register_evaluated_model(
+        Path(model.path, model.metadata.get("subdir", "")),
+        Path(evaluation.path, evaluation.metadata["report_file"]),
+        Path(encoder.path, encoder.metadata.get("subdir", "")),
+        load_config(profile, json.loads(overrides_json)),
+        family=family,
         loader=loader,
-        metrics=report["metrics"],
-        lineage=lineage,
-        description=f"{family} {report['model_version']} on data {report['data_version']}",
-        run_name=f"register-{family}",
+        index_version=index_version or None,
     )
     return str(version.version)

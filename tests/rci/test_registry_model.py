@@ -117,3 +117,40 @@ def test_the_champion_carries_its_encoders(rci_env, rci_media, tmp_path, local_r
     carried = pd.read_csv(tmp_path / "carried.csv", keep_default_na=False)
     assert carried.loc[0, "error"] == ""
     assert float(carried.loc[0, "score"]) == pytest.approx(float(pd.read_csv(tmp_path / "local.csv").loc[0, "score"]), abs=1e-6)
+
+
+def test_register_evaluated_model_links_the_encoders_and_the_lineage(rci_env, rci_media, tmp_path, local_registry):
+    """What the register_model step calls: metrics from the evaluation report, lineage tags, and
+    the encoders registered and linked, so the champion scores with no other flag."""
+    import mlflow
+
+    from clipguard.registry import registered_model_name
+    from clipguard.registry.register import register_evaluated_model
+
+    cfg = local_registry
+    _, enc_dir, student_dir = rci_env
+    report = tmp_path / "metrics_test.json"
+    report.write_text(json.dumps({
+        "data_version": "dreg", "features_version": ENCODER_VERSION, "model_version": "sreg",
+        "metrics": {"ap": 0.91, "threshold": 0.3},
+    }))  # fmt: skip
+    mv = register_evaluated_model(student_dir, report, enc_dir, cfg, index_version="ireg")
+    assert register_evaluated_model(student_dir, report, enc_dir, cfg).version == mv.version  # idempotent
+    tags = mv.tags
+    assert (tags["data_version"], tags["encoder_version"], tags["model_version"], tags["index_version"]) == (
+        "dreg",
+        ENCODER_VERSION,
+        "sreg",
+        "ireg",
+    )
+    assert tags["encoder_model"].startswith(registered_model_name("encoder", cfg) + "/")
+    name = registered_model_name("student", cfg)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", mv.version)
+    csv = rci_media / "pairs_evaluated.csv"
+    pd.DataFrame({"query_path": ["videos/astronaut_copy.mp4"], "candidate_path": ["videos/astronaut.mp4"]}).to_csv(
+        csv, index=False
+    )
+    result = score_pairs(csv, tmp_path / "scored.csv", cfg, progress=False)
+    scored = pd.read_csv(tmp_path / "scored.csv", keep_default_na=False)
+    assert result.n_scored == 1 and result.threshold == 0.3
+    assert scored.loc[0, "data_version"] == "dreg" and scored.loc[0, "error"] == ""
