@@ -43,84 +43,44 @@ import logging
 import os
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from clipguard.config import Config
-from clipguard.features.store_format import FEATURES_FILE, array_key, read_manifest, resolve_features_dir
+from clipguard.serving.errors import (
+    ClipNotFoundError,
+    DisabledError,
+    IncompatibleModelError,
+    NotReadyError,
+    PayloadTooLargeError,
+)
+from clipguard.serving.features import (
+    ClipTokens,
+    FeatureSource,
+    TokenReader,
+    open_feature_source,
+    resolve_serving_features,
+)
+from clipguard.serving.media import MediaEncoder, load_media_encoder
+from clipguard.serving.model import (
+    ServedModel,
+    load_served_model,
+    parse_model_uri,
+    resolve_registry_version,
+)
 from clipguard.serving.schemas import Candidate, HealthResponse, PairScore, SearchResponse
 
 if TYPE_CHECKING:
-    import torch
-
-    from clipguard.encoders.bundle import EncoderBundle
     from clipguard.index.faiss_index import ClipIndex
-    from clipguard.rci.student import LoadedStudent
 
 log = logging.getLogger(__name__)
 
-REGISTRY_SCHEME = "models:/"
 LOAD_RETRY_S = 30.0
 """Seconds between attempts while the first load fails (e.g. the registry is not reachable yet)."""
-
-ClipTokens = Mapping[str, "torch.Tensor"]
-"""Modality -> one clip's token matrix (L, D)."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ServingError(Exception):
-    """An error the client caused or may retry; ``status`` is its HTTP status code."""
-
-    status: HTTPStatus = HTTPStatus.BAD_REQUEST
-
-
-class ClipNotFoundError(ServingError, LookupError):
-    """Clip ids without cached features (404, naming the ids)."""
-
-    status = HTTPStatus.NOT_FOUND
-
-    def __init__(self, clip_ids: Sequence[str]) -> None:
-        self.clip_ids = list(dict.fromkeys(clip_ids))
-        shown = ", ".join(repr(c) for c in self.clip_ids[:10])
-        more = f" (+{len(self.clip_ids) - 10} more)" if len(self.clip_ids) > 10 else ""
-        super().__init__(f"no cached features for clip id(s) {shown}{more}")
-
-
-class PayloadTooLargeError(ServingError):
-    """An upload above ``serving.max_upload_bytes`` (413)."""
-
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
-class UnprocessableMediaError(ServingError):
-    """An upload that is not a decodable video (422, with the decoder's reason)."""
-
-    status = HTTPStatus.UNPROCESSABLE_ENTITY
-
-
-class DisabledError(ServingError):
-    """An endpoint whose backing piece is not configured (404: search without an index, media without encoders)."""
-
-    status = HTTPStatus.NOT_FOUND
-
-
-class NotReadyError(ServingError):
-    """The model is still loading, or loading failed (503)."""
-
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-
-
-class IncompatibleModelError(ValueError):
-    """Pieces that do not fit together (encoder versions, token widths, extraction settings)."""
 
 
 # --------------------------------------------------------------------------- config
@@ -161,353 +121,6 @@ def config_from_arguments(arguments: Mapping[str, Any], environ: Mapping[str, st
         profile = env.pop("profile", profile)
         overrides.update(env)
     return load_config(str(profile) if profile else None, overrides)
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where the student comes from: a registry model (by alias or version) or a directory."""
-
-    uri: str
-    registry_name: str | None = None
-    alias: str | None = None
-    version: str | None = None
-
-    @property
-    def follows_alias(self) -> bool:
-        """Whether the model may change while serving (a registry alias)."""
-        return self.alias is not None
-
-
-def parse_model_uri(uri: str) -> ModelRef:
-    """``models:/<name>@<alias>``, ``models:/<name>/<version>`` or a model directory.
-
-    Raises:
-        ValueError: a malformed ``models:/`` URI.
-    """
-    if not uri.startswith(REGISTRY_SCHEME):
-        return ModelRef(uri=uri)
-    rest = uri.removeprefix(REGISTRY_SCHEME)
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        if name and alias and "/" not in name:
-            return ModelRef(uri=uri, registry_name=name, alias=alias)
-    else:
-        name, _, version = rest.partition("/")
-        if name and version.isdigit():
-            return ModelRef(uri=uri, registry_name=name, version=version)
-    raise ValueError(f"model URI {uri!r} must be models:/<name>@<alias>, models:/<name>/<version> or a directory")
-
-
-def resolve_registry_version(ref: ModelRef, cfg: Config) -> str | None:
-    """The registered version ``ref`` points at now (one registry call for an alias; None for a directory).
-
-    Raises:
-        ModelNotFoundError: no such registered model or alias.
-    """
-    if ref.registry_name is None or ref.alias is None:
-        return ref.version
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from clipguard.core.tracking import resolve_tracking_uri
-    from clipguard.rci.student import ModelNotFoundError
-
-    client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(cfg))
-    try:
-        return str(client.get_model_version_by_alias(ref.registry_name, ref.alias).version)
-    except MlflowException as e:
-        raise ModelNotFoundError(f"{ref.uri}: {e.message}") from e
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """The student being served, and what it is."""
-
-    student: LoadedStudent
-    registry_version: str | None
-    threshold: float
-    threshold_source: str
-    loaded_at: float
-
-    @property
-    def version(self) -> str:
-        """``<registered name>/<version>`` for a registry model, the training version for a directory."""
-        return self.student.model_version
-
-
-def load_served_model(cfg: Config, ref: ModelRef, registry_version: str | None) -> ServedModel:
-    """Load ``ref`` (pinned at ``registry_version`` for a registry model) with its threshold."""
-    from clipguard.rci.student import load_student
-
-    uri = f"{REGISTRY_SCHEME}{ref.registry_name}/{registry_version}" if ref.registry_name else ref.uri
-    student = load_student(uri, cfg)
-    if student.threshold is not None:
-        threshold, source = float(student.threshold), "recorded with the model"
-    else:
-        threshold, source = cfg.serving.default_threshold, "serving.default_threshold"
-    return ServedModel(student, registry_version, threshold, source, time.time())
-
-
-# --------------------------------------------------------------------------- features
-
-
-@dataclass(frozen=True)
-class ClipRef:
-    """Where a clip's tokens are (its shard) and its clip embedding (None if not read)."""
-
-    array_file: str
-    embedding: np.ndarray | None
-
-
-class FeatureSource(ABC):
-    """Looks clip ids up in one feature version."""
-
-    kind: str
-    root: Path
-    encoder_version: str
-
-    @abstractmethod
-    def locate(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
-        """The refs of the clips that have features (unknown ids are left out)."""
-
-    @property
-    @abstractmethod
-    def size(self) -> int | None:
-        """Number of clips, when known."""
-
-    def require(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
-        """:meth:`locate`, raising :class:`ClipNotFoundError` naming every unknown id."""
-        found = self.locate(clip_ids)
-        missing = [c for c in clip_ids if c not in found]
-        if missing:
-            raise ClipNotFoundError(missing)
-        return found
-
-    def any_clip(self) -> tuple[str, ClipRef] | None:
-        """Some clip of the version (to check token widths against a model), if one is known."""
-        return None
-
-
-class FileFeatureSource(FeatureSource):
-    """Clip ids, shard refs and embeddings from the version's ``clip_features.parquet`` (read once)."""
-
-    kind = "files"
-
-    def __init__(self, root: Path, encoder_version: str) -> None:
-        import pyarrow.parquet as pq
-
-        self.root = root
-        self.encoder_version = encoder_version
-        table = pq.read_table(root / FEATURES_FILE, columns=["clip_id", "array_file", "clip_embedding"])
-        ids = table.column("clip_id").to_pylist()
-        self._row = {c: i for i, c in enumerate(ids)}
-        self._shard = table.column("array_file").to_pylist()
-        embeddings = table.column("clip_embedding").combine_chunks()
-        dim = len(embeddings[0]) if ids else 0
-        self._embeddings = np.asarray(embeddings.flatten(), dtype=np.float32).reshape(len(ids), dim)
-        self._first = ids[0] if ids else None
-
-    @property
-    def size(self) -> int:
-        return len(self._row)
-
-    def locate(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
-        out = {}
-        for c in clip_ids:
-            i = self._row.get(c)
-            if i is not None:
-                out[c] = ClipRef(self._shard[i], self._embeddings[i])
-        return out
-
-    def any_clip(self) -> tuple[str, ClipRef] | None:
-        return None if self._first is None else (self._first, self.locate([self._first])[self._first])
-
-
-class FeastFeatureSource(FeatureSource):
-    """Clip ids, shard refs and embeddings from the Feast online store of the version.
-
-    The store is opened without applying definitions (``apply=False``): the feature
-    pipeline registers and materializes it, and a clip materialized after start-up is served.
-    """
-
-    kind = "feast"
-    VIEWS = ("clip_embedding", "clip_visual")
-
-    def __init__(self, root: Path, encoder_version: str, cfg: Config) -> None:
-        from clipguard.features.store import build_store
-
-        self.root = root
-        self.encoder_version = encoder_version
-        self._store = build_store(root / FEATURES_FILE, Path(cfg.work_dir) / cfg.feast.dir, cfg.feast, apply=False)
-
-    @property
-    def size(self) -> None:
-        return None
-
-    def locate(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
-        from clipguard.features.store import online_features
-
-        out = {}
-        for c, row in online_features(self._store, list(clip_ids), self.VIEWS).items():
-            if row is None or row.get("array_file") is None:
-                continue
-            if row.get("encoder_version") not in (None, self.encoder_version):
-                continue  # a row of another encoder version cannot be read from these shards
-            out[c] = ClipRef(str(row["array_file"]), row.get("clip_embedding"))
-        return out
-
-
-def resolve_serving_features(cfg: Config, encoder_version: str | None) -> Path:
-    """The feature version directory to serve for a model trained on ``encoder_version``.
-
-    ``serving.features_dir`` (default ``<work_dir>/features``) is a version directory, or a
-    root holding ``<encoder_version>/`` directories (the model's encoder version is picked;
-    without one the root must hold exactly one version).
-
-    Raises:
-        FileNotFoundError: no features; IncompatibleModelError: the directory holds another
-            encoder version than the model was trained on.
-    """
-    base = Path(cfg.serving.features_dir) if cfg.serving.features_dir else Path(cfg.work_dir) / "features"
-    if not (base / FEATURES_FILE).is_file() and encoder_version and (base / encoder_version / FEATURES_FILE).is_file():
-        return base / encoder_version
-    root = resolve_features_dir(base)
-    found = str(read_manifest(root)["encoder_version"])
-    if encoder_version and found != encoder_version:
-        raise IncompatibleModelError(f"the model was trained on encoder version {encoder_version!r} but {root} holds {found!r}")
-    return root
-
-
-def open_feature_source(root: Path, cfg: Config) -> FeatureSource:
-    """The configured :class:`FeatureSource` over version directory ``root``."""
-    version = str(read_manifest(root)["encoder_version"])
-    if cfg.serving.feature_source == "feast":
-        return FeastFeatureSource(root, version, cfg)
-    return FileFeatureSource(root, version)
-
-
-class TokenReader:
-    """Reads clips' token matrices of ``modalities`` from the version's shards, with an LRU cache.
-
-    Each matrix is kept as stored (float16), cut to ``limits[modality]`` uniformly spaced
-    tokens (:func:`clipguard.models.frames.uniform_indices`, what the student reads anyway),
-    for at most ``cache_clips`` clips.
-    """
-
-    def __init__(self, root: Path, limits: Mapping[str, int], cache_clips: int) -> None:
-        self.root = root
-        self.limits = dict(limits)
-        self.cache_clips = cache_clips
-        self._cache: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def cached_clip_ids(self) -> list[str]:
-        """Clips in the cache, least recently used first."""
-        with self._lock:
-            return list(self._cache)
-
-    def read(self, refs: Mapping[str, ClipRef]) -> dict[str, dict[str, torch.Tensor]]:
-        """Tokens of every clip of ``refs`` (cached clips are not read again)."""
-        from safetensors import safe_open
-
-        from clipguard.models.frames import token_indices
-
-        out: dict[str, dict[str, torch.Tensor]] = {}
-        todo: dict[str, list[str]] = {}
-        with self._lock:
-            for clip_id, ref in refs.items():
-                hit = self._cache.get(clip_id)
-                if hit is None:
-                    todo.setdefault(ref.array_file, []).append(clip_id)
-                else:
-                    self._cache.move_to_end(clip_id)
-                    out[clip_id] = hit
-        for shard, clip_ids in todo.items():
-            with safe_open(str(self.root / shard), framework="pt") as f:
-                for clip_id in clip_ids:
-                    tokens = {}
-                    for modality, limit in self.limits.items():
-                        x = f.get_tensor(array_key(clip_id, modality))
-                        tokens[modality] = x[list(token_indices(len(x), limit, resample=False))] if len(x) > limit else x
-                    out[clip_id] = tokens
-        if todo and self.cache_clips:
-            with self._lock:
-                for clip_ids in todo.values():
-                    for clip_id in clip_ids:
-                        self._cache[clip_id] = out[clip_id]
-                while len(self._cache) > self.cache_clips:
-                    self._cache.popitem(last=False)
-        return out
-
-
-# --------------------------------------------------------------------------- media
-
-
-@dataclass(frozen=True)
-class MediaEncoder:
-    """The frozen encoders of the served encoder version, for uploaded videos."""
-
-    bundle: EncoderBundle
-    encoder_dir: Path
-    version: str
-
-    def encode(self, path: Path, text: str, cfg: Config) -> tuple[dict[str, torch.Tensor], np.ndarray]:
-        """Tokens per modality and the clip embedding of the first ``media.clip_seconds`` of ``path``.
-
-        Raises:
-            UnprocessableMediaError: the file cannot be decoded (the decoder's reason).
-        """
-        from clipguard.rci.encode import EncodedClip, MediaRequest, encode_media
-
-        encoded = encode_media([MediaRequest("upload", path.resolve(), title=text)], self.bundle, cfg, progress=False)["upload"]
-        if not isinstance(encoded, EncodedClip):
-            raise UnprocessableMediaError(
-                f"not a decodable video: {encoded.reason}" + (f" ({encoded.detail})" if encoded.detail else "")
-            )
-        return dict(encoded.tokens), encoded.embedding
-
-
-def load_media_encoder(
-    cfg: Config, features_root: Path, encoder_version: str, encoder_model: str | None = None
-) -> MediaEncoder | None:
-    """The encoders for uploads: ``serving.encoder_dir``, else the one the features record, else
-    ``<work_dir>/encoders/<encoder_version>``, else the registered encoder (``encoder_model``,
-    the served student's link, or the one tagged ``encoder_version``), fetched there; None
-    (media off) when none exists and none is configured.
-
-    Raises:
-        IncompatibleModelError: the encoders are another version than the features, or the
-            features were extracted with other media settings than ``cfg``.
-        FileNotFoundError: a configured ``serving.encoder_dir`` that is not an encoder directory.
-    """
-    from clipguard.encoders.bundle import EncoderBundle
-    from clipguard.rci.encode import extraction_settings
-    from clipguard.rci.student import resolve_encoder_dir
-
-    manifest = read_manifest(features_root)
-    configured = cfg.serving.encoder_dir or (
-        manifest["encoder_dir"] if manifest.get("encoder_dir") and Path(manifest["encoder_dir"]).is_dir() else None
-    )
-    try:
-        encoder_dir = resolve_encoder_dir(cfg, configured, encoder_version, encoder_model=encoder_model)
-    except FileNotFoundError:
-        if cfg.serving.encoder_dir:
-            raise
-        log.info("no encoders for encoder version %s: media endpoints are off", encoder_version)
-        return None
-    bundle, meta = EncoderBundle.load(encoder_dir, cfg)
-    version = str(meta["version"])
-    if version != encoder_version:
-        raise IncompatibleModelError(f"{encoder_dir} is encoder {version}, the features are encoder {encoder_version}")
-    stored, wanted = manifest.get("settings"), extraction_settings(cfg, version)
-    if stored is not None and stored != wanted:
-        diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
-        raise IncompatibleModelError(f"{features_root} was extracted with other settings ({', '.join(diff)}) than this config")
-    return MediaEncoder(bundle, encoder_dir, version)
 
 
 # --------------------------------------------------------------------------- runtime

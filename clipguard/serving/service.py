@@ -59,14 +59,9 @@ from annotated_types import Ge, Le, Len
 from bentoml.exceptions import BentoMLException
 from pydantic import AfterValidator, StringConstraints
 
+from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError, ServingError
 from clipguard.serving.middleware import MULTIPART_OVERHEAD_BYTES, UploadLimitMiddleware
-from clipguard.serving.runtime import (
-    ClipNotFoundError,
-    IncompatibleModelError,
-    ServingError,
-    ServingRuntime,
-    config_from_arguments,
-)
+from clipguard.serving.runtime import ServingRuntime, config_from_arguments
 from clipguard.serving.schemas import ClipId, HealthResponse, PairRequest, PairScore, SearchResponse
 
 CONFIG = config_from_arguments(vars(bentoml.use_arguments()))

@@ -11,20 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from clipguard.serving.middleware import UploadLimitMiddleware
-from clipguard.serving.runtime import (
+from clipguard.serving.errors import (
     ClipNotFoundError,
     DisabledError,
-    FeastFeatureSource,
     IncompatibleModelError,
     NotReadyError,
     PayloadTooLargeError,
-    ServingRuntime,
-    TokenReader,
     UnprocessableMediaError,
-    config_from_arguments,
-    parse_model_uri,
 )
+from clipguard.serving.features import FeastFeatureSource, TokenReader
+from clipguard.serving.middleware import UploadLimitMiddleware
+from clipguard.serving.model import parse_model_uri
+from clipguard.serving.runtime import ServingRuntime, config_from_arguments
 from tests.serving.conftest import THRESHOLD, ServingWorld, save_student, world_config
 
 
