@@ -16,12 +16,11 @@ import numpy as np
 
 from clipguard.config import Config
 from clipguard.features.store_format import FEATURES_FILE, array_key, read_manifest, resolve_features_dir
+from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError
 
 if TYPE_CHECKING:
     import torch
 
-
-from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError
 
 log = logging.getLogger(__name__)
 

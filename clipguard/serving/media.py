@@ -4,7 +4,6 @@ and encode an uploaded video exactly like feature extraction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ import numpy as np
 
 from clipguard.config import Config
 from clipguard.features.store_format import read_manifest
+from clipguard.serving.errors import IncompatibleModelError, UnprocessableMediaError
 
 if TYPE_CHECKING:
     import torch
@@ -20,11 +20,7 @@ if TYPE_CHECKING:
     from clipguard.encoders.bundle import EncoderBundle
 
 
-from clipguard.serving.errors import IncompatibleModelError, UnprocessableMediaError
-
 log = logging.getLogger(__name__)
-
-ClipTokens = Mapping[str, "torch.Tensor"]
 
 
 # --------------------------------------------------------------------------- media
