@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from clipguard.config import load_config
 from clipguard.serving.errors import (
     ClipNotFoundError,
     DisabledError,
@@ -23,6 +25,7 @@ from clipguard.serving.features import FeastFeatureSource, TokenReader
 from clipguard.serving.middleware import UploadLimitMiddleware
 from clipguard.serving.model import parse_model_uri
 from clipguard.serving.runtime import ServingRuntime, config_from_arguments
+from tests.registry.conftest import _server  # noqa: F401  (fixture: the session's MLflow server)
 from tests.serving.conftest import THRESHOLD, ServingWorld, save_student, world_config
 
 
@@ -234,14 +237,27 @@ def test_upload_limit_middleware() -> None:
     assert _asgi_call(app, "/rci/score", [b"x" * 100], declared=100) == (200, True)  # other routes unlimited
 
 
-@pytest.fixture
-def registry_world(pair_world: ServingWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServingWorld:
-    """``pair_world`` with a fresh MLflow SQLite store as its work_dir."""
+@pytest.fixture(params=["sqlite", "mlflow-server"])
+def registry_world(
+    request: pytest.FixtureRequest, pair_world: ServingWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ServingWorld:
+    """``pair_world`` on a fresh registry: an MLflow SQLite store in its work_dir, or names of
+    its own on the session's MLflow server (PostgreSQL backend store, :mod:`tests.services`)."""
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     overrides = {**pair_world.overrides, "work_dir": str(tmp_path / "runs")}
     overrides.pop("rci.model_uri")  # the default: models:/clipguard-student@champion
+    if request.param == "mlflow-server":
+        server = request.getfixturevalue("_server")
+        uid = uuid.uuid4().hex[:8]
+        models = {family: f"{name}-{uid}" for family, name in load_config().registry.models.items()}
+        overrides |= {
+            "registry.tracking_uri": server.url,
+            "registry.experiment": f"clipguard-test-{uid}",
+            "registry.models": models,
+            "rci.model_uri": f"models:/{models['student']}@champion",
+        }
     return ServingWorld(**{**pair_world.__dict__, "overrides": overrides})
 
 
@@ -260,26 +276,27 @@ def _register(cfg, student_dir: Path, threshold: float) -> str:
     return str(version.version)
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_registry_champion_is_served_and_a_new_champion_is_swapped_in(registry_world: ServingWorld, tmp_path: Path) -> None:
-    from clipguard.registry import promote
+    """The champion hot-reload, on SQLite and on a real MLflow server."""
+    from clipguard.registry import promote, registered_model_name
 
     cfg = world_config(registry_world)
+    name = registered_model_name("student", cfg)
     promote("student", _register(cfg, registry_world.student_dir, 0.3), force=True, cfg=cfg)
     rt = ServingRuntime(cfg)
     rt.load()
     pair = [("train_src0", "train_cpy0")]
     before = rt.score_pairs(pair)[0]
-    assert (before.model_version, before.threshold) == ("clipguard-student/1", 0.3)
-    assert "alias 'champion' of 'clipguard-student'" in rt.health().reload
+    assert (before.model_version, before.threshold) == (f"{name}/1", 0.3)
+    assert f"alias 'champion' of '{name}'" in rt.health().reload
     assert rt.refresh() is False  # the alias has not moved
 
     second = save_student(tmp_path / "second", cfg, seed=1, threshold=None)
     promote("student", _register(cfg, second, 0.6), force=True, cfg=cfg)
     assert rt.refresh() is True
     after = rt.score_pairs(pair)[0]
-    assert (after.model_version, after.threshold, rt.health().reloads) == ("clipguard-student/2", 0.6, 1)
+    assert (after.model_version, after.threshold, rt.health().reloads) == (f"{name}/2", 0.6, 1)
     assert after.score != before.score
 
 
