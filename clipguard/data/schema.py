@@ -134,8 +134,11 @@ def data_version(root: Path | str) -> str:
 
     Every downstream artifact (features, models, indexes) records it as lineage.
     """
-    validated = Path(root) / VALIDATED_DIR
-    recorded = validated / DATA_VERSION_FILE
-    if recorded.is_file():
-        return recorded.read_text().strip()
-    return hash_manifests(validated)
+    return validated_data_version(Path(root) / VALIDATED_DIR)
+
+
+def validated_data_version(validated_dir: Path | str) -> str:
+    """The version of the accepted manifests in ``validated_dir``: its recorded
+    ``data_version`` file, else :func:`hash_manifests`."""
+    recorded = Path(validated_dir) / DATA_VERSION_FILE
+    return recorded.read_text().strip() if recorded.is_file() else hash_manifests(validated_dir)

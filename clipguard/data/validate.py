@@ -152,8 +152,7 @@ class ValidationResult:
     @property
     def data_version(self) -> str:
         """The version of the accepted manifests (``validated/data_version``, written with them)."""
-        recorded = self.out_dir / schema.DATA_VERSION_FILE
-        return recorded.read_text().strip() if recorded.is_file() else schema.hash_manifests(self.out_dir)
+        return schema.validated_data_version(self.out_dir)
 
     @property
     def html_path(self) -> Path:

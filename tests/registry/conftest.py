@@ -59,6 +59,17 @@ def _migrated_db() -> Iterator[Path]:
         yield path
 
 
+def server_registry(server: MlflowServer) -> dict[str, object]:
+    """Overrides for a registry of the test's own on ``server``: its tracking URI, and an
+    experiment and registered-model names no other test uses (so it starts empty)."""
+    uid = uuid.uuid4().hex[:8]
+    return {
+        "registry.tracking_uri": server.url,
+        "registry.experiment": f"clipguard-test-{uid}",
+        "registry.models": {family: f"{name}-{uid}" for family, name in load_config().registry.models.items()},
+    }
+
+
 @pytest.fixture(scope="session")
 def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     with mlflow_server(tmp_path_factory.mktemp("mlflow-server") / "artifacts") as server:
@@ -74,15 +85,4 @@ def registry_cfg(request: pytest.FixtureRequest) -> Iterator[Config]:
             shutil.copyfile(request.getfixturevalue("_migrated_db"), Path(tmp) / LOCAL_DB_FILE)
             yield load_config(overrides={"work_dir": tmp})
             return
-        server: MlflowServer = request.getfixturevalue("_server")
-        uid = uuid.uuid4().hex[:8]
-        families = load_config().registry.models
-        yield load_config(
-            "cluster",
-            {
-                "work_dir": tmp,
-                "registry.tracking_uri": server.url,
-                "registry.experiment": f"clipguard-test-{uid}",
-                "registry.models": {family: f"{name}-{uid}" for family, name in families.items()},
-            },
-        )
+        yield load_config("cluster", {"work_dir": tmp, **server_registry(request.getfixturevalue("_server"))})

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from clipguard.config import load_config
 from clipguard.serving.errors import (
     ClipNotFoundError,
     DisabledError,
@@ -25,7 +23,7 @@ from clipguard.serving.features import FeastFeatureSource, TokenReader
 from clipguard.serving.middleware import UploadLimitMiddleware
 from clipguard.serving.model import parse_model_uri
 from clipguard.serving.runtime import ServingRuntime, config_from_arguments
-from tests.registry.conftest import _server  # noqa: F401  (fixture: the session's MLflow server)
+from tests.registry.conftest import _server, server_registry  # noqa: F401  (fixture: the session's MLflow server)
 from tests.serving.conftest import THRESHOLD, ServingWorld, save_student, world_config
 
 
@@ -249,15 +247,9 @@ def registry_world(
     overrides = {**pair_world.overrides, "work_dir": str(tmp_path / "runs")}
     overrides.pop("rci.model_uri")  # the default: models:/clipguard-student@champion
     if request.param == "mlflow-server":
-        server = request.getfixturevalue("_server")
-        uid = uuid.uuid4().hex[:8]
-        models = {family: f"{name}-{uid}" for family, name in load_config().registry.models.items()}
-        overrides |= {
-            "registry.tracking_uri": server.url,
-            "registry.experiment": f"clipguard-test-{uid}",
-            "registry.models": models,
-            "rci.model_uri": f"models:/{models['student']}@champion",
-        }
+        registry = server_registry(request.getfixturevalue("_server"))
+        student = registry["registry.models"]["student"]
+        overrides |= {**registry, "rci.model_uri": f"models:/{student}@champion"}
     return ServingWorld(**{**pair_world.__dict__, "overrides": overrides})
 
 
