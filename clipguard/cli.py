@@ -666,6 +666,23 @@ def registry_show(ctx: typer.Context) -> None:
     _registry_call(show, cfg=_cfg(ctx))
 
 
+@registry_app.command("gates")
+def registry_gates(
+    ctx: typer.Context,
+    family: Annotated[str, typer.Argument(help="model family, e.g. student")] = "student",
+) -> None:
+    """Every registered version of FAMILY with its recorded gate decision and reasons (oldest first)."""
+    from clipguard.registry import RegistryError
+    from clipguard.registry.gate import gate_history
+
+    try:
+        rows = gate_history(family, _cfg(ctx))
+    except RegistryError as e:
+        console.print(f"[red]registry error:[/red] {e}")
+        raise typer.Exit(1) from e
+    typer.echo(json.dumps(rows, indent=2, default=str))
+
+
 @registry_app.command("promote")
 def registry_promote(
     ctx: typer.Context,

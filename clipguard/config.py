@@ -373,8 +373,10 @@ class TeacherConfig(_Section):
         return self
 
 
-class StudentConfig(_Section):
-    """MatchLite, the student (clipguard.models.matchlite): MatchLM2Lite §3.3, Algorithm 1, A.1, D.1.
+class MatchLiteArchitecture(_Section):
+    """The architecture of MatchLite, the student (clipguard.models.matchlite): MatchLM2Lite §3.3,
+    Algorithm 1, A.1, D.1. Defined once: :class:`StudentConfig` adds how it is trained, and
+    ``clipguard.models.matchlite.MatchLiteConfig`` (saved with every model) adds its task set.
 
     It reads the frozen encoders' cached token features (``visual_dim``/``audio_dim`` follow
     ``cfg.encoders``, ``text_dim`` the MiniLM text encoder). Every query x candidate map is
@@ -412,16 +414,21 @@ class StudentConfig(_Section):
     resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     head_hidden_size: int = Field(64, gt=0)
     head_dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "MatchLiteArchitecture":
+        if self.hidden_size % self.bixt_heads:
+            raise ValueError("hidden_size must be a multiple of bixt_heads")
+        return self
+
+
+class StudentConfig(MatchLiteArchitecture):
+    """The student's architecture (:class:`MatchLiteArchitecture`) and how stage 1 trains it."""
+
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 1e-4, cosine annealing)")
     epochs: int = Field(16, ge=1, description="stage-1 epochs (val AP still rose from 8 to 16 on the default corpus)")
     batch_size: int = Field(16, ge=1, description="pairs per step (paper: 16 per GPU)")
     scheduler: Literal["linear", "cosine"] = "cosine"
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> "StudentConfig":
-        if self.hidden_size % self.bixt_heads:
-            raise ValueError("hidden_size must be a multiple of bixt_heads")
-        return self
 
 
 class DistillConfig(_Section):

@@ -52,7 +52,6 @@ from typing import Any
 
 DEMO_PROFILE = "demo"
 FAMILY = "student"
-LOADER = "clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained"
 SUMMARY_FILE = "demo_summary.json"
 
 
@@ -166,86 +165,6 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def degrade_student(model_dir: Path, out_dir: Path) -> Path:
-    """A copy of the student at ``model_dir`` with every floating-point tensor zeroed: the same
-    architecture with no skill at all (it gives every pair the same score, so its AP is the
-    share of positives and its R@P80 is 0)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = load_file(str(model_dir / "model.safetensors"))
-    zeroed = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in weights.items()}
-    save_file(zeroed, str(out_dir / "model.safetensors"))
-    shutil.copyfile(model_dir / "config.json", out_dir / "config.json")
-    return out_dir
-
-
-def degraded_challenger(cfg: Any, version: str, root: Path, features: Path, out_dir: Path) -> dict[str, Any]:
-    """Register registry ``version`` of the student with zeroed weights, evaluated on ``root``'s
-    test split with ``features``, and gate it; returns what happened (decision, champion before/after)."""
-    from clipguard.eval.evaluate import evaluate_student
-    from clipguard.registry import Lineage, current, gate_version, log_model
-    from clipguard.registry.champion import champion_reevaluator, download_model_dir
-
-    before = current(FAMILY, cfg=cfg).champion
-    source = download_model_dir(FAMILY, version, out_dir / "source", cfg=cfg)
-    degraded = degrade_student(source, out_dir / "degraded")
-    report = evaluate_student(degraded, features, root, split="test", cfg=cfg, out_dir=out_dir / "eval")
-    registered = log_model(
-        FAMILY,
-        degraded / "model.safetensors",
-        degraded / "config.json",
-        cfg=cfg,
-        loader=LOADER,
-        metrics=report["metrics"],
-        lineage=Lineage(
-            data_version=report["data_version"],
-            encoder_version=report["features_version"],
-            model_version=f"{report['model_version']}-zeroed",
-        ),
-        description=f"demo: student v{version} with its weights zeroed (a deliberately worse model)",
-        run_name="demo-degraded-challenger",
-    )
-    candidate = str(registered.version)
-    reevaluate = champion_reevaluator(FAMILY, root, features, cfg=cfg, out_dir=out_dir / "champion-eval")
-    decision = gate_version(FAMILY, candidate, cfg=cfg, reevaluate_champion=reevaluate)
-    after = current(FAMILY, cfg=cfg).champion
-    return {
-        "source_version": version,
-        "version": candidate,
-        "metrics": {k: report["metrics"].get(k) for k in ("ap", "r_at_p80", "f1")},
-        "passed": decision.passed,
-        "reasons": decision.reasons,
-        "champion_before": before,
-        "champion_after": after,
-        "champion_unchanged": before == after,
-    }
-
-
-def gate_decisions(cfg: Any, family: str = FAMILY) -> list[dict[str, Any]]:
-    """Every registered version of ``family`` with its gate decision (from its version tags)."""
-    from clipguard.registry.versions import registered_model_name, registry_client
-
-    client = registry_client(cfg)
-    name = registered_model_name(family, cfg)
-    rows = []
-    for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
-        tags = mv.tags or {}
-        rows.append(
-            {
-                "version": str(mv.version),
-                "description": mv.description or "",
-                "data_version": tags.get("data_version"),
-                "gate": tags.get("gate", "not gated"),
-                "reasons": json.loads(tags.get("gate.reasons", "[]")),
-                "metrics": json.loads(tags.get("gate.metrics", "{}")),
-                "champion_at_gate": tags.get("gate.champion_version") or None,
-            }
-        )
-    return rows
-
-
 def _drift_day(run: Path, day: int, date: str) -> dict[str, Any]:
     """What one drift_watch run decided and did, read from its task outputs."""
     result = _json(run / "drift-check" / "result" / "result.json") or {}
@@ -305,26 +224,6 @@ def _watch_days(
     return timeline
 
 
-def _received_alerts(path: Path) -> list[dict[str, Any]]:
-    """What the demo's local receiver got: per request, when, the status and each alert's name and day."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        payload = record["payload"]
-        out.append(
-            {
-                "received_at": record["received_at"],
-                "status": payload.get("status"),
-                "alerts": [
-                    {k: a.get("labels", {}).get(k) for k in ("alertname", "day", "severity")} for a in payload.get("alerts", [])
-                ],
-            }
-        )
-    return out
-
-
 def run_demo(
     out: str | Path | None = None,
     *,
@@ -345,8 +244,10 @@ def run_demo(
 
     from clipguard.config import load_config
     from clipguard.data.days import slice_days
-    from clipguard.monitoring.alerts import local_receiver
+    from clipguard.monitoring.alerts import local_receiver, received_alerts
     from clipguard.registry import show
+    from clipguard.registry.challenger import gate_degraded_challenger
+    from clipguard.registry.gate import gate_history
     from clipguard.synth import fingerprint, generate_corpus
     from pipelines.run_local import describe_outputs
 
@@ -401,12 +302,13 @@ def run_demo(
         tasks["training"] = task_seconds(training_run, started)
 
     with timer.step("degraded challenger"):
-        challenger = degraded_challenger(
-            cfg,
+        challenger = gate_degraded_challenger(
+            FAMILY,
             training_gate["candidate_version"],
             training_run / "assemble-root" / "root",
             Path(reference["features"]),
             state / "degraded",
+            cfg=cfg,
         )
         verdict = "refused" if not challenger["passed"] else "PASSED (unexpected)"
         console.print(
@@ -428,7 +330,7 @@ def run_demo(
         else:
             watch_common = common
         timeline = _watch_days(plan, windows, upto, reference, watch_common, state, timer, tasks, log)
-    alerts_received = _received_alerts(inbox_log) if own_receiver else None
+    alerts_received = received_alerts(inbox_log) if own_receiver else None
 
     from clipguard.serving.package import bentoml_home
 
@@ -463,7 +365,7 @@ def run_demo(
             "reasons": training_gate["reasons"],
         },
         "degraded_challenger": challenger,
-        "gate_decisions": gate_decisions(cfg),
+        "gate_decisions": gate_history(FAMILY, cfg),
         "drift_timeline": timeline,
         "alerts_received": alerts_received,
         "where": {

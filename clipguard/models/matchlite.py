@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from clipguard.config import ModelsConfig
+from clipguard.config import MatchLiteArchitecture, ModelsConfig
 from clipguard.models.kd import multitask_cross_entropy
 
 ARCHITECTURE_REVISION = 2
@@ -71,45 +71,23 @@ _VIEW_MODALITY = {"v": "visual", "va": "visual", "vt": "visual", "a": "audio", "
 RESNET34_DEPTHS = (3, 4, 6, 3)
 
 
-@dataclass(frozen=True)
-class MatchLiteConfig:
-    """Architecture of a MatchLite model (saved as ``config.json`` next to its weights)."""
+class MatchLiteConfig(MatchLiteArchitecture):
+    """Architecture of a MatchLite model (saved as ``config.json`` next to its weights): the
+    fields of :class:`clipguard.config.MatchLiteArchitecture` (defined there once, with their
+    defaults and checks) plus the task set the head predicts."""
 
     tasks: dict[str, int]
-    modalities: str = "vat"
-    visual_dim: int = 64
-    audio_dim: int = 64
-    text_dim: int = 384
-    max_visual_tokens: int = 24
-    max_audio_tokens: int = 24
-    max_text_tokens: int = 64
-    hidden_size: int = 32
-    bixt_heads: int = 8
-    bixt_layers: int = 1
-    dropout: float = 0.1
-    conv_channels: int = 8
-    grid_size: int = 16
-    resample_time: bool = False
-    match_features: bool = False
-    resnet_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
-    head_hidden_size: int = 64
-    head_dropout: float = 0.1
-    views: tuple[str, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
-        if self.modalities not in VIEWS_BY_MODALITIES:
-            raise ValueError(f"modalities must be one of {sorted(VIEWS_BY_MODALITIES)}, got {self.modalities!r}")
-        if self.hidden_size % self.bixt_heads:
-            raise ValueError("hidden_size must be a multiple of bixt_heads")
-        object.__setattr__(self, "resnet_widths", tuple(self.resnet_widths))
-        object.__setattr__(self, "views", VIEWS_BY_MODALITIES[self.modalities])
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The modality views this model keeps (Table 2 ablation)."""
+        return VIEWS_BY_MODALITIES[self.modalities]
 
     @classmethod
     def from_settings(cls, models: ModelsConfig) -> MatchLiteConfig:
         """The architecture ``cfg.models`` describes (``cfg.models.student`` + the task set)."""
-        s = models.student
-        names = {f.name for f in fields(cls) if f.init} - {"tasks"}
-        return cls(tasks=dict(models.tasks), **{n: getattr(s, n) for n in names})
+        architecture = models.student.model_dump(include=set(MatchLiteArchitecture.model_fields))
+        return cls(tasks=dict(models.tasks), **architecture)
 
     @property
     def embedding_dim(self) -> int:
@@ -135,13 +113,11 @@ class MatchLiteConfig:
         return token_indices(length, self.max_tokens(modality), self.resample_time and modality in TIME_MODALITIES)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("views")
-        return d
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MatchLiteConfig:
-        return cls(**d)
+        return cls.model_validate(d)
 
 
 @dataclass

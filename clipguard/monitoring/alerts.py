@@ -411,3 +411,26 @@ def local_receiver(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def received_alerts(log_path: str | Path) -> list[dict[str, Any]]:
+    """What a :func:`local_receiver` logged to ``log_path``: per request, when it arrived, its
+    status and each alert's ``alertname``, ``day`` and ``severity`` labels (``[]`` when nothing
+    was received, so no file was written)."""
+    path = Path(log_path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        payload = record["payload"]
+        out.append(
+            {
+                "received_at": record["received_at"],
+                "status": payload.get("status"),
+                "alerts": [
+                    {k: a.get("labels", {}).get(k) for k in ("alertname", "day", "severity")} for a in payload.get("alerts", [])
+                ],
+            }
+        )
+    return out

@@ -815,11 +815,16 @@ def feature_timeline(
     ``<out_dir>/projection.npz``. Raises ``ValueError`` when the two feature tables come
     from different encoders.
     """
-    from clipguard.features.store_format import read_clip_features
-
     out = Path(out_dir)
-    reference = read_clip_features(reference_features)
-    current = reference if current_features is None else read_clip_features(current_features)
+    joined = reference_root is not None
+    if not joined:
+        log.warning("no reference data root: every reference clip is the reference, text groups are skipped")
+    splits = list(cfg.reference_splits) if joined else None
+    reference = load_features(reference_features, reference_root, splits)
+    current = load_features(
+        reference_features if current_features is None else current_features,
+        (reference_root if current_root is None else current_root) if joined else None,
+    )
     ref_version = _encoder_version(reference, "the reference features")
     cur_version = _encoder_version(current, "the current features")
     if ref_version and cur_version and ref_version != cur_version:
@@ -827,15 +832,6 @@ def feature_timeline(
             f"the reference features are of encoder {ref_version} and the current ones of {cur_version}: "
             "extract the traffic with the reference's encoder"
         )
-    current_root = current_root if current_root is not None else reference_root
-    splits: list[str] | None = None
-    if reference_root is not None:
-        reference = select_reference(with_manifest(reference, reference_root), cfg.reference_splits)
-        splits = list(cfg.reference_splits)
-    else:
-        log.warning("no reference data root: every reference clip is the reference, text groups are skipped")
-    if current_root is not None and reference_root is not None:
-        current = with_manifest(current, current_root)
     if projection is None:
         fitted = fit_projection(reference, cfg.projection_dims)
         projection_path = fitted.save(out / "projection.npz")

@@ -574,3 +574,27 @@ def _record(client: MlflowClient, name: str, version: str, decision: GateDecisio
             client.set_registered_model_alias(name, ALIAS_CHALLENGER, version)
     elif aliases.get(ALIAS_CHALLENGER) == version:
         client.delete_registered_model_alias(name, ALIAS_CHALLENGER)
+
+
+def gate_history(family: str, cfg: Config | None = None) -> list[dict[str, Any]]:
+    """Every registered version of ``family``, oldest first, with the gate decision
+    :func:`gate_version` recorded on it (``"not gated"`` where none was): its description,
+    ``data_version``, the reasons, the metrics it was judged on and the champion it was judged against."""
+    cfg = cfg or load_config()
+    client = registry_client(cfg)
+    name = registered_model_name(family, cfg)
+    rows = []
+    for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+        tags = mv.tags or {}
+        rows.append(
+            {
+                "version": str(mv.version),
+                "description": mv.description or "",
+                "data_version": tags.get("data_version"),
+                "gate": tags.get(TAG_GATE, "not gated"),
+                "reasons": json.loads(tags.get("gate.reasons", "[]")),
+                "metrics": json.loads(tags.get("gate.metrics", "{}")),
+                "champion_at_gate": tags.get("gate.champion_version") or None,
+            }
+        )
+    return rows

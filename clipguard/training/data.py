@@ -37,13 +37,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
 
-from clipguard.config import StudentConfig
+from clipguard.config import MatchLiteArchitecture
 from clipguard.data.schema import PAIR_REASONS
 from clipguard.encoders.inputs import read_accepted
 from clipguard.features.store_format import TokenStore
 from clipguard.models.frames import TIME_MODALITIES, token_indices
 from clipguard.models.kd import IGNORE_INDEX
-from clipguard.models.matchlite import VIEWS_BY_MODALITIES, ClipFeatures, MatchLiteConfig
+from clipguard.models.matchlite import VIEWS_BY_MODALITIES, ClipFeatures
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,7 @@ class FeatureBank:
         return cls(ids, tokens, masks)
 
     @classmethod
-    def for_student(
-        cls, features_dir: str | Path, clip_ids: Sequence[str], student: StudentConfig | MatchLiteConfig
-    ) -> FeatureBank:
+    def for_student(cls, features_dir: str | Path, clip_ids: Sequence[str], student: MatchLiteArchitecture) -> FeatureBank:
         """The bank a student with these settings reads (its modalities, its ``max_*_tokens``)."""
         limits = {
             "visual": student.max_visual_tokens,

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from clipguard.config import Config, StudentConfig
+from clipguard.config import Config, MatchLiteArchitecture
 from clipguard.core.io import config_hash, write_json
 from clipguard.core.tracking import Lineage
 from clipguard.data.schema import data_version
@@ -117,7 +117,7 @@ def student_dataset(
     root: str | Path,
     features_dir: str | Path,
     splits: tuple[str, ...],
-    student: StudentConfig | MatchLiteConfig,
+    student: MatchLiteArchitecture,
     tasks: Mapping[str, int],
 ) -> StudentPairs:
     """The pairs of ``splits`` over the cached features a student with these settings reads

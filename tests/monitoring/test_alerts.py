@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from clipguard.monitoring.alerts import (
     alertmanager_payload,
     drift_alert,
     fingerprint,
+    local_receiver,
+    received_alerts,
     send_alert,
 )
 from clipguard.monitoring.drift import DriftResult
@@ -202,8 +205,6 @@ def test_drift_alert_without_period_uses_today(result: DriftResult) -> None:
 def test_local_receiver_keeps_each_delivered_alert_as_a_json_line(tmp_path, result: DriftResult) -> None:
     import json
 
-    from clipguard.monitoring.alerts import local_receiver
-
     log = tmp_path / "inbox" / "alerts.jsonl"
     with local_receiver(log, statuses=[503]) as inbox:
         outcome = send_alert(result, AlertConfig(webhook_url=inbox.url, **FAST), pipeline="drift-watch")
@@ -215,3 +216,14 @@ def test_local_receiver_keeps_each_delivered_alert_as_a_json_line(tmp_path, resu
     # the port is closed once the block ends: a later alert is not delivered, and does not raise
     late = send_alert(result, AlertConfig(webhook_url=inbox.url, **{**FAST, "retries": 0}), pipeline="drift-watch")
     assert not late.delivered
+
+
+def test_what_the_local_receiver_got_is_read_back(tmp_path: Path) -> None:
+    log = tmp_path / "alerts.jsonl"
+    assert received_alerts(log) == []  # nothing alerted: no file
+    with local_receiver(log) as inbox:
+        alert = Alert(labels={"alertname": "ClipguardDataDrift", "day": "2026-11-05"}, annotations={"summary": "s"})
+        assert send_alert(alert, AlertConfig(webhook_url=inbox.url)).delivered
+    (got,) = received_alerts(log)
+    assert got["status"] == "firing"
+    assert got["alerts"] == [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}]

@@ -30,6 +30,7 @@ from clipguard.registry import (
     show,
     start_run,
 )
+from clipguard.registry.gate import gate_history
 from tests.registry.tiny_model import make_tiny
 
 GOOD = {"ap": 0.80, "baseline_ap": 0.40, "r_at_p80": 0.50, "pairs_per_s": 900.0, "p99_ms": 12.0}
@@ -98,6 +99,10 @@ def test_degraded_challenger_is_refused_and_never_promoted(registry_cfg: Config,
     assert tags["gate"] == "failed" and "regressed" in json.loads(tags["gate.reasons"])[0]
     state = current("student", cfg=registry_cfg)
     assert state.aliases == {"champion": "1"}  # no alias for the failed version
+    history = gate_history("student", registry_cfg)
+    assert [(h["version"], h["gate"], h["champion_at_gate"]) for h in history] == [("1", "passed", None), ("2", "failed", "1")]
+    assert history[1]["reasons"] == decision.reasons and history[1]["metrics"]["ap"] == 0.7
+    assert history[1]["data_version"] == "data-1"
     with pytest.raises(PromotionRefusedError, match="no challenger"):
         promote("student", cfg=registry_cfg)
     with pytest.raises(PromotionRefusedError, match="gate=failed .*regressed beyond"):
@@ -244,3 +249,26 @@ def test_runs_carry_lineage_params_metrics_and_artifacts(registry_cfg: Config, t
         assert (Path(registry_cfg.work_dir) / "mlartifacts").is_dir()  # the local default artifact location
     else:  # the server stores and serves the artifacts (proxied)
         assert _client().get_experiment(run.info.experiment_id).artifact_location.startswith("mlflow-artifacts:")
+
+
+def test_cli_lists_every_version_with_its_gate_decision(_migrated_db: Path, tmp_path: Path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from clipguard.cli import app
+    from clipguard.config import load_config
+    from clipguard.core.tracking import LOCAL_DB_FILE
+
+    shutil.copyfile(_migrated_db, tmp_path / LOCAL_DB_FILE)
+    cfg = load_config(overrides={"work_dir": str(tmp_path)})
+    _, v1 = _register(cfg, tmp_path, seed=1)
+    _, v2 = _register(cfg, tmp_path, seed=2, metrics={**GOOD, "ap": 0.10})
+    gate_version("student", v1.version, cfg=cfg)
+    runner = CliRunner()
+    result = runner.invoke(app, ["--set", f"work_dir={tmp_path}", "registry", "gates", "student"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["version"], r["gate"]) for r in rows] == [("1", "passed"), ("2", "not gated")]
+    unknown = runner.invoke(app, ["--set", f"work_dir={tmp_path}", "registry", "gates", "no-such-family"])
+    assert unknown.exit_code == 1 and "no-such-family" in unknown.output
