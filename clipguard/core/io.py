@@ -12,9 +12,10 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch costs ~2 s to import; the file helpers here do not need it
+    import torch
 
 TMP_SUFFIX = ".tmp"
 
@@ -109,6 +110,8 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 def module_fingerprint(module: torch.nn.Module, length: int = 16) -> str:
     """A content hash of a module's state dict (names, shapes, dtypes and values)."""
+    import torch
+
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
         t = t.detach().cpu().contiguous()
