@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipguard.index.faiss_index import progress_bar
+from clipguard.media.reader import MediaError, read_audio
+
 __all__ = ["MIN_OVERLAP", "clip_fingerprint", "chromaprint_pair_scores", "fingerprint_similarity"]
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,6 @@ def clip_fingerprint(path: str | Path, start_s: float, end_s: float) -> np.ndarr
         ValueError: the file has no audio track.
     """
     import chromaprint
-
-    from clipguard.media.reader import read_audio
 
     samples, has_audio = read_audio(path, start_s, end_s, SAMPLE_RATE)
     if not has_audio:
@@ -71,8 +72,6 @@ def chromaprint_pair_scores(root: str | Path, pairs: pd.DataFrame, progress: boo
         KeyError: a pair names a clip that is not an accepted clip of ``root``.
     """
     from clipguard.encoders.inputs import read_accepted, resolve_media
-    from clipguard.index.faiss_index import progress_bar
-    from clipguard.media.reader import MediaError
 
     clips = read_accepted(root, "clips").set_index("clip_id")
     needed = sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipguard.features.store_format import read_clip_features, resolve_features_dir
+
 __all__ = ["embedding_pair_scores"]
 
 
@@ -26,8 +28,6 @@ def embedding_pair_scores(features_dir: str | Path, pairs: pd.DataFrame, column:
     ``error``: ``"missing_features: ..."`` when a clip has no extracted features (not
     extracted, or quarantined at extraction); such a pair scores 0.
     """
-    from clipguard.features.store_format import read_clip_features, resolve_features_dir
-
     features = resolve_features_dir(features_dir)
     needed = set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"])
     table = read_clip_features(features, columns=["clip_id", column])

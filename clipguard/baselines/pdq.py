@@ -42,7 +42,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipguard.config import BaselinesConfig
+from clipguard.core.io import atomic_write, config_hash
 from clipguard.index.faiss_index import progress_bar
+from clipguard.media.reader import MediaError, iter_frames
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -157,8 +159,6 @@ def pdq_frame_hashes(path: str | Path, start_s: float, end_s: float, seconds_per
     """
     import pdqhash
 
-    from clipguard.media.reader import iter_frames
-
     times, hashes, quality = [], [], []
     for frame in iter_frames(path, fps=1.0 / seconds_per_hash, start=start_s, end=end_s):
         bits, q = pdqhash.compute(np.ascontiguousarray(frame.image))
@@ -177,8 +177,6 @@ def vpdq_file_hashes(path: str | Path, seconds_per_hash: float, threads: int = 0
         MediaError: the file is missing or vPDQ cannot decode it.
     """
     import vpdq
-
-    from clipguard.media.reader import MediaError
 
     p = Path(path)
     if not p.is_file():
@@ -200,8 +198,6 @@ def vpdq_file_hashes(path: str | Path, seconds_per_hash: float, threads: int = 0
 
 def cache_key(method: HashMethod, cfg: BaselinesConfig) -> str:
     """The cache directory name: the method and the settings that change its hashes."""
-    from clipguard.core.io import config_hash
-
     return f"{method}-{config_hash({'method': method, 'seconds_per_hash': cfg.seconds_per_hash}, 8)}"
 
 
@@ -248,8 +244,6 @@ class HashCache:
 
     def flush(self) -> None:
         """Publish pending entries as a part file (atomic)."""
-        from clipguard.core.io import atomic_write
-
         if not self._pending:
             return
         table = pa.Table.from_pylist(self._pending, schema=CACHE_SCHEMA)
@@ -258,8 +252,6 @@ class HashCache:
 
     def compact(self) -> None:
         """Merge everything into ``hashes.parquet`` (one row per clip) and drop the part files."""
-        from clipguard.core.io import atomic_write
-
         self.flush()
         parts = sorted((self.dir / PARTS_DIR).glob("*.parquet"))
         if not parts:
@@ -323,7 +315,6 @@ def clip_hashes(
     cache (or whose window/file changed) are hashed.
     """
     from clipguard.encoders.inputs import resolve_media
-    from clipguard.media.reader import MediaError
 
     if method not in HASH_METHODS:
         raise ValueError(f"unknown hash method {method!r} (known: {HASH_METHODS})")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from clipguard.config import Config
+from clipguard.core.io import atomic_write
 
 __all__ = [
     "METHODS",
@@ -168,8 +169,6 @@ def write_baseline_scores(
     Extra pair columns ``label``, ``split`` are carried over when present. ``embedding`` is
     skipped (with a warning) when ``features_dir`` is None.
     """
-    from clipguard.core.io import atomic_write
-
     frames = []
     for method in methods:
         if method in NEEDS_FEATURES and features_dir is None:

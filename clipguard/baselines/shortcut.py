@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipguard.features.store_format import read_clip_features, resolve_features_dir
+
 __all__ = ["SHORTCUT_METHODS", "shortcut_pair_scores"]
 
 SHORTCUT_METHODS: tuple[str, ...] = ("duration", "frame_count")
@@ -33,8 +35,6 @@ def _lengths(root: str | Path, method: str, features_dir: str | Path | None, nee
     if method == "frame_count":
         if features_dir is None:
             raise ValueError("the frame_count baseline needs features_dir (extracted clip features)")
-        from clipguard.features.store_format import read_clip_features, resolve_features_dir
-
         table = read_clip_features(resolve_features_dir(features_dir), columns=["clip_id", "n_frames"])
         table = table[table["clip_id"].isin(needed)]
         return dict(zip(table["clip_id"], table["n_frames"].astype(float)))

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipguard.config import Config
-from clipguard.core.io import directory_fingerprint
+from clipguard.config import Config, load_config
+from clipguard.core.io import directory_fingerprint, save_tensors, write_json
 from clipguard.encoders.audio import AudioEncoder, build_audio_encoder
+from clipguard.encoders.runtime import quiet_hf_loading, seeded
 from clipguard.encoders.text import TextEncoder, build_text_encoder, load_text_encoder, resolve_text_model_path
 from clipguard.encoders.vision import VisionEncoder, build_vision_encoder
 
@@ -44,8 +45,6 @@ class EncoderBundle:
     def from_config(cls, cfg: Config, vision_seed: int) -> EncoderBundle:
         """Fresh encoders for ``cfg``: vision initialised from ``vision_seed`` (it is trained),
         the frozen audio encoder from ``cfg.seed`` (or the gpu checkpoints), MiniLM as shipped."""
-        from clipguard.encoders.runtime import quiet_hf_loading, seeded
-
         with quiet_hf_loading():
             with seeded(vision_seed):
                 vision = build_vision_encoder(cfg.encoders)
@@ -74,8 +73,6 @@ class EncoderBundle:
 
     def save(self, directory: str | Path, meta: dict[str, Any], heads: dict[str, Any] | None = None) -> Path:
         """Write the weights, then ``encoder.json`` (last, so its presence means complete)."""
-        from clipguard.core.io import save_tensors, write_json
-
         d = Path(directory)
         save_tensors(d / VISION_WEIGHTS, self.vision.state_dict())
         save_tensors(d / AUDIO_WEIGHTS, self.audio.encoder.state_dict())
@@ -95,9 +92,6 @@ class EncoderBundle:
         from safetensors.torch import load_model
         from transformers import SwinConfig, SwinModel, WhisperConfig
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-        from clipguard.config import load_config
-        from clipguard.encoders.runtime import quiet_hf_loading
 
         d = Path(directory)
         meta_path = d / ENCODER_FILE

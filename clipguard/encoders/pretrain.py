@@ -53,8 +53,10 @@ from torch import nn
 
 from clipguard.config import Config
 from clipguard.core.io import config_hash, directory_fingerprint, save_tensors, write_json
+from clipguard.core.progress import loss_progress
 from clipguard.data.schema import data_version
-from clipguard.encoders.audio import AudioEncoder
+from clipguard.encoders.audio import WHISPER_CHECKPOINT_SUBDIR, AudioEncoder
+from clipguard.encoders.audio_pretrain import pretrain_audio
 from clipguard.encoders.augment import CopyAugment
 from clipguard.encoders.bundle import ENCODER_FILE, EncoderBundle
 from clipguard.encoders.cache import ClipCache, load_or_build_cache
@@ -64,7 +66,7 @@ from clipguard.encoders.imagestream import SceneStream
 from clipguard.encoders.inputs import read_accepted
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.encoders.text import resolve_text_model_path
-from clipguard.encoders.vision import VisionEncoder, build_vision_encoder
+from clipguard.encoders.vision import SWIN_CHECKPOINT_SUBDIR, VisionEncoder, build_vision_encoder
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,6 @@ def _checkpoint_fingerprints(cfg: Config) -> dict[str, str]:
     """Content hashes of the local checkpoints the encoders start from (gpu profile)."""
     out = {"text": directory_fingerprint(str(resolve_text_model_path(cfg.encoders)))}
     if cfg.encoders.checkpoint_dir:
-        from clipguard.encoders.audio import WHISPER_CHECKPOINT_SUBDIR
-        from clipguard.encoders.vision import SWIN_CHECKPOINT_SUBDIR
-
         for sub in (SWIN_CHECKPOINT_SUBDIR, WHISPER_CHECKPOINT_SUBDIR):
             d = Path(cfg.encoders.checkpoint_dir) / sub
             if d.is_dir():
@@ -394,9 +393,6 @@ def _pretrained_audio(
     The trained weights are checkpointed in ``state_dir`` so a resumed run does not train again."""
     from safetensors.torch import load_file
 
-    from clipguard.core.progress import loss_progress
-    from clipguard.encoders.audio_pretrain import pretrain_audio
-
     p = cfg.pretrain
     if not p.audio_steps:
         return initial, {"steps": 0}
@@ -490,8 +486,6 @@ def _pretrain(
     root: Path, cfg: Config, mode: str, out_dir: Path, seed: int, progress: bool, frozen: _Frozen | None
 ) -> tuple[PretrainResult, _Frozen | None]:
     from rich.progress import TaskID
-
-    from clipguard.core.progress import loss_progress
 
     if mode not in MODES:
         raise ValueError(f"unknown pretraining mode {mode!r} (choose from {', '.join(MODES)})")

@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config, with_overrides
+from clipguard.core.io import write_json
 from clipguard.core.metrics import json_ready
-from clipguard.core.tracking import Lineage
+from clipguard.core.tracking import Lineage, log_json, log_metrics, log_png
 from clipguard.data.schema import data_version
+from clipguard.encoders.runtime import available_cpus, configure_threads
 from clipguard.eval.ablation_spec import (
     ABLATIONS,
     JSON_FILE,
@@ -48,6 +50,7 @@ from clipguard.eval.ablation_spec import (
     SUBSET_METRICS,
 )
 from clipguard.eval.report import ablation_markdown, ablation_stats, ablation_tables, directions
+from clipguard.features.store_format import resolve_features_dir
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,6 @@ class _Outcome:
 
 def _run_job(ctx: _Context, job: _Job, teacher_cache: str | None) -> _Outcome:
     """Train (idempotently) and evaluate one variant; runs in the caller or in a worker process."""
-    from clipguard.encoders.runtime import configure_threads
     from clipguard.eval.evaluate import evaluate_student, evaluate_teacher
 
     configure_threads(job.cfg.models.training.torch_threads)
@@ -215,9 +217,6 @@ def run_ablations(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from clipguard.core.io import write_json
-    from clipguard.encoders.runtime import available_cpus, configure_threads
-    from clipguard.features.store_format import resolve_features_dir
     from clipguard.training.student import features_version
 
     unknown = set(which) - set(ABLATIONS)
@@ -355,7 +354,6 @@ def _prepare_teacher_media(root: Path, cfg: Config, media_dir: Path, progress: b
 def _track(result: dict[str, Any], markdown: str, reports: dict[tuple[str, int], dict[str, Any]], cfg: Config) -> None:
     import mlflow
 
-    from clipguard.core.tracking import log_json, log_metrics, log_png
     from clipguard.training.loop import tracked_run
 
     lineage = Lineage(data_version=result["data_version"], encoder_version=result["features_version"])

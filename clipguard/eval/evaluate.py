@@ -35,12 +35,16 @@ import numpy as np
 import pandas as pd
 
 from clipguard.config import Config, load_config
+from clipguard.core.io import write_json
 from clipguard.core.metrics import json_ready, save_pr_curves
-from clipguard.core.tracking import Lineage
+from clipguard.core.tracking import Lineage, log_json, log_markdown_table, log_metrics, log_png
 from clipguard.data.schema import data_version
 from clipguard.eval.baselines import BASELINE_METRICS, reference_baseline
 from clipguard.eval.protocol import VAL_SPLIT, evaluate_scores, heldout_edit_types
 from clipguard.eval.subsets import ALL, subset_masks
+from clipguard.features.store_format import resolve_features_dir
+from clipguard.training.data import load_pairs
+from clipguard.training.loop import tracked_run
 
 PLOTTED_SUBSETS = (ALL, "reason_visual", "reason_audio", "reason_text", "heldout_edit", "heldout_source")
 
@@ -60,8 +64,6 @@ def _write(
     heldout_types: tuple[str, ...],
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    from clipguard.core.io import write_json
-
     labels = pairs["label"].to_numpy(dtype=np.int64)
     masks = subset_masks(pairs, heldout_types)
     curves = {name: (labels[masks[name]], scores[masks[name]]) for name in PLOTTED_SUBSETS if name in masks}
@@ -99,9 +101,6 @@ def subset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _track(report: dict[str, Any], cfg: Config, run_name: str, lineage: Lineage, split: str) -> None:
-    from clipguard.core.tracking import log_json, log_markdown_table, log_metrics, log_png
-    from clipguard.training.loop import tracked_run
-
     with tracked_run(True, run_name, cfg, lineage, {"rci.eval_split": split}, {"clipguard.step": "evaluate"}):
         log_metrics({"val": report["val"], split: report["metrics"], "subsets": report["subsets"]})
         log_json(json_ready(report), f"rci/metrics_{split}.json")
@@ -119,7 +118,6 @@ def evaluate_student(
     track: bool = True,
 ) -> dict[str, Any]:
     """Score ``split`` (and val, for the threshold) with a trained MatchLite; write and return the report."""
-    from clipguard.features.store_format import resolve_features_dir
     from clipguard.training.student import features_version, load_student, score_pairs, student_dataset
     from clipguard.training.teacher_cache import model_version
 
@@ -175,7 +173,6 @@ def evaluate_teacher(
     track: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained MatchLM from its cached outputs (computed for val + ``split`` if missing)."""
-    from clipguard.training.data import load_pairs
     from clipguard.training.teacher_cache import cache_teacher
 
     cfg = cfg or load_config()

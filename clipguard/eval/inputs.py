@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipguard.features.store_format import TokenStore, read_manifest, resolve_features_dir
+
 
 def require_data_root(root: str | Path) -> Path:
     """``root`` if it is a folder with validated manifests."""
@@ -55,7 +57,6 @@ def require_features(root: str | Path, features_dir: str | Path, splits: Sequenc
         ValueError: no pairs in ``splits``, or the features hold none of their clips (they
             were extracted from another data root).
     """
-    from clipguard.features.store_format import TokenStore, read_manifest, resolve_features_dir
     from clipguard.training.data import load_pairs
 
     features = resolve_features_dir(features_dir)

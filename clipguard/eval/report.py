@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config
+from clipguard.core.io import atomic_write
 from clipguard.core.tracking import markdown_table
 from clipguard.eval.ablation_spec import JSON_FILE, KD_MODES, LAMBDAS, METRICS, MODALITIES, REASON_SUBSETS, mean_std
 
@@ -662,8 +663,6 @@ def write_report(
 ) -> ReportResult:
     """Read the given result JSONs (None: section not measured), build the report, write
     ``out_path`` and/or replace the marked region of ``readme``; see :func:`build_report`."""
-    from clipguard.core.io import atomic_write
-
     paths = {"ablation": ablation_path, "baselines": baselines_path, "flops": flops_path}
     if all(p is None for p in paths.values()):
         raise ReportInputError("nothing to report: give at least one of the ablation, baselines or FLOPs JSON")

@@ -48,6 +48,9 @@ import numpy as np
 import torch
 
 from clipguard.config import Config, load_config
+from clipguard.encoders.runtime import available_cpus, configure_threads
+from clipguard.features.store_format import resolve_features_dir
+from clipguard.training.data import FeatureBank, StudentPairs, student_modalities
 
 if TYPE_CHECKING:
     from clipguard.models.matchlite import MatchLiteConfig, MatchLiteForPairClassification
@@ -86,8 +89,6 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int,
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[int]:
     """Run a block with ``n`` torch intra-op threads, then restore the previous count."""
-    from clipguard.encoders.runtime import configure_threads
-
     previous = torch.get_num_threads()
     try:
         yield configure_threads(n)
@@ -125,8 +126,6 @@ def matmul_peak(size: int = 1024, repeats: int = 10, warmup: int = 2) -> dict[st
 
 def _subset(dataset: StudentPairs, positions: Sequence[int]) -> StudentPairs:
     """The pairs of ``dataset`` at ``positions`` (repeats allowed) over the same bank, without labels."""
-    from clipguard.training.data import StudentPairs
-
     pairs = dataset.pairs.iloc[list(positions)].reset_index(drop=True)
     return StudentPairs(pairs, dataset.bank, {})
 
@@ -223,8 +222,6 @@ def latency_threads(cfg: Config) -> int:
     """Threads for the single-request latency: ``models.speed.latency_threads``, else what the
     service runs with (:meth:`clipguard.serving.runtime` ``load``: ``serving.torch_threads``,
     else the CPUs minus one for the HTTP event loop)."""
-    from clipguard.encoders.runtime import available_cpus
-
     return cfg.models.speed.latency_threads or cfg.serving.torch_threads or max(1, available_cpus() - 1)
 
 
@@ -255,8 +252,6 @@ def measure_student_speed(
     Raises:
         ValueError: ``dataset`` has no pairs.
     """
-    from clipguard.encoders.runtime import available_cpus
-
     if len(dataset) == 0:
         raise ValueError("measure_student_speed: the dataset has no pairs to score")
     cfg = cfg or load_config()
@@ -315,8 +310,6 @@ def synthetic_pairs(
     zero-padded to ``max_*_tokens``."""
     import pandas as pd
 
-    from clipguard.training.data import FeatureBank, StudentPairs, student_modalities
-
     rng = torch.Generator().manual_seed(seed)
     dims = {"visual": config.visual_dim, "audio": config.audio_dim, "text": config.text_dim}
     feats, masks = {}, {}
@@ -350,7 +343,6 @@ def student_speed(
     batch_sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """:func:`measure_student_speed` of a trained student directory on ``split``'s cached features."""
-    from clipguard.features.store_format import resolve_features_dir
     from clipguard.training.student import load_student, student_dataset
 
     cfg = cfg or load_config()

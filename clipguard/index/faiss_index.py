@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, get_args
 import numpy as np
 
 from clipguard.config import Config, IndexKind, IndexParamsConfig
+from clipguard.core.io import atomic_write, config_hash, remove_stale_tmp, write_json
+from clipguard.features.store_format import FEATURES_FILE, resolve_features_dir
 
 if TYPE_CHECKING:
     import faiss
@@ -424,8 +426,6 @@ class IndexBuildResult:
 
 def index_version(encoder_version: str, data_versions: Sequence[str], params: IndexParams, clip_ids_digest: str) -> str:
     """``i`` + a short hash of what determines the index content."""
-    from clipguard.core.io import config_hash
-
     spec = {
         "encoder_version": encoder_version,
         "data_versions": sorted(set(data_versions)),
@@ -463,8 +463,6 @@ def build_index(
     """
     import pyarrow.parquet as pq
 
-    from clipguard.features.store_format import FEATURES_FILE, resolve_features_dir
-
     t0 = time.perf_counter()
     params = IndexParams.from_config(cfg.index, kind=kind)
     features = resolve_features_dir(features_dir)
@@ -501,8 +499,6 @@ def build_index(
             True,
             0,
         )
-
-    from clipguard.core.io import remove_stale_tmp
 
     index_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(index_dir)
@@ -618,8 +614,6 @@ def _trained_bytes(sample: np.ndarray, params: IndexParams) -> bytes:
 
 def _load_or_train(index_dir: Path, first_shard: np.ndarray, params: IndexParams) -> bytes:
     """The trained empty IVF-PQ (``trained.faiss``), trained on the first shard once."""
-    from clipguard.core.io import atomic_write
-
     path = index_dir / TRAINED_FILE
     if path.is_file():
         return path.read_bytes()
@@ -643,8 +637,6 @@ def _train_sample(x: np.ndarray, params: IndexParams) -> np.ndarray:
 def _save_shard(directory: Path, number: int, index: Any, first_row: int) -> dict[str, Any]:
     """Write one shard atomically, then its description (``shard-NNNNN.json``: the resume record)."""
     import faiss
-
-    from clipguard.core.io import atomic_write, write_json
 
     path = directory / shard_file(number)
     atomic_write(path, lambda p: faiss.write_index(index, str(p)))
@@ -675,16 +667,12 @@ def _write_ids(directory: Path, ids: np.ndarray) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from clipguard.core.io import atomic_write
-
     table = pa.table({"clip_id": pa.array([str(c) for c in ids], type=pa.string())})
     atomic_write(directory / IDS_FILE, lambda p: pq.write_table(table, p))
 
 
 def _write_sidecar(directory: Path, params: IndexParams, meta: dict[str, Any], dim: int, n: int) -> None:
     import faiss
-
-    from clipguard.core.io import write_json
 
     index_bytes = sum(int(s["bytes"]) for s in meta["shards"])
     write_json(

@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clipguard.config import MatchLiteArchitecture, ModelsConfig
+from clipguard.models.frames import TIME_MODALITIES, token_indices
 from clipguard.models.kd import multitask_cross_entropy
 
 ARCHITECTURE_REVISION = 2
@@ -108,8 +109,6 @@ class MatchLiteConfig(MatchLiteArchitecture):
     def token_indices(self, modality: str, length: int) -> tuple[int, ...]:
         """Which of a clip's ``length`` tokens of ``modality`` this model reads
         (:func:`clipguard.models.frames.token_indices`; time axes resampled when ``resample_time``)."""
-        from clipguard.models.frames import TIME_MODALITIES, token_indices
-
         return token_indices(length, self.max_tokens(modality), self.resample_time and modality in TIME_MODALITIES)
 
     def to_dict(self) -> dict[str, Any]:

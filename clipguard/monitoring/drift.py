@@ -102,6 +102,7 @@ import numpy as np
 import pandas as pd
 
 from clipguard.config import DriftConfig
+from clipguard.features.store_format import read_clip_features
 
 log = logging.getLogger(__name__)
 
@@ -859,8 +860,6 @@ def load_features(features: str | Path, root: str | Path | None = None, splits: 
     """The extracted clip features at ``features``, joined with ``root``'s manifest
     (:func:`with_manifest`: split, text, timestamps) and restricted to ``splits``
     (:func:`select_reference`) when given."""
-    from clipguard.features.store_format import read_clip_features
-
     df = read_clip_features(features)
     if root is not None:
         df = with_manifest(df, root)

@@ -29,7 +29,11 @@ import torch
 
 from clipguard.config import Config
 from clipguard.encoders.bundle import EncoderBundle
-from clipguard.media.reader import MediaError
+from clipguard.encoders.inputs import decode_batches
+from clipguard.features.extract import _encode, _settings
+from clipguard.features.store_format import MODALITIES, TokenStore, array_key
+from clipguard.index.faiss_index import progress_bar
+from clipguard.media.reader import MediaError, probe
 from clipguard.models.matchlite import ClipFeatures, MatchLiteConfig
 
 __all__ = [
@@ -73,15 +77,11 @@ class EncodedClip:
 
 def extraction_settings(cfg: Config, encoder_version: str) -> dict[str, Any]:
     """The settings that change extracted values (what ``features.json`` records as ``settings``)."""
-    from clipguard.features.extract import _settings
-
     return _settings(cfg, {"version": encoder_version})
 
 
 def _window(request: MediaRequest, clip_seconds: float) -> tuple[float, float]:
     """``[start, end)`` of a request: as given, else the first ``clip_seconds`` of the file."""
-    from clipguard.media.reader import probe
-
     start = float(request.start_s or 0.0)
     if request.end_s is not None:
         end = float(request.end_s)
@@ -101,11 +101,6 @@ def encode_media(
         ValueError: duplicate keys, or an encoder bundle whose audio sample rate differs
             from ``cfg.media.sample_rate``.
     """
-    from clipguard.encoders.inputs import decode_batches
-    from clipguard.features.extract import _encode
-    from clipguard.features.store_format import MODALITIES, array_key
-    from clipguard.index.faiss_index import progress_bar
-
     keys = [r.key for r in requests]
     if len(set(keys)) != len(keys):
         raise ValueError("encode_media: request keys must be unique")
@@ -170,8 +165,6 @@ def tokens_from_store(
     Raises:
         KeyError: a clip has no features in ``features_dir``.
     """
-    from clipguard.features.store_format import TokenStore
-
     if not clip_ids:
         return []
     batch = TokenStore(features_dir).load(clip_ids, tuple(modalities))

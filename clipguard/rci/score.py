@@ -34,6 +34,9 @@ import numpy as np
 import pandas as pd
 
 from clipguard.config import Config
+from clipguard.core.io import atomic_write
+from clipguard.encoders.runtime import configure_threads
+from clipguard.media.reader import MediaError
 
 __all__ = ["ScoreResult", "score_pairs"]
 
@@ -67,8 +70,6 @@ class ScoreResult:
 
 
 def _float_or_none(value: str, column: str, path: Path) -> float | None:
-    from clipguard.media.reader import MediaError
-
     if value.strip() == "":
         return None
     try:
@@ -85,7 +86,6 @@ def _side_error(side: str, e: Any) -> str:
 def _resolve(value: str, base: Path, media_root: Path | None) -> Path:
     """The absolute path of a CSV path value; MediaError for an empty value or one outside ``media_root``."""
     from clipguard.encoders.inputs import resolve_media
-    from clipguard.media.reader import MediaError
 
     if not value.strip():
         raise MediaError(value, "missing_file", "empty path")
@@ -124,10 +124,7 @@ def score_pairs(
             match the student (another encoder version or feature size).
         FileNotFoundError / ModelNotFoundError: no encoders / no model.
     """
-    from clipguard.core.io import atomic_write
     from clipguard.encoders.bundle import EncoderBundle
-    from clipguard.encoders.runtime import configure_threads
-    from clipguard.media.reader import MediaError
     from clipguard.rci.encode import EncodedClip, MediaRequest, encode_media, student_modalities
     from clipguard.rci.student import load_student, resolve_encoder_dir, score_token_pairs
 

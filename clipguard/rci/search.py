@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config
+from clipguard.encoders.runtime import configure_threads
+from clipguard.features.store_format import read_manifest, resolve_features_dir
+from clipguard.index.faiss_index import latest_index_dir, load_index
 
 __all__ = ["VideoSearcher", "search_video"]
 
@@ -51,8 +54,6 @@ class VideoSearcher:
         features_dir: str | Path | None = None,
     ) -> None:
         from clipguard.encoders.bundle import EncoderBundle
-        from clipguard.features.store_format import read_manifest, resolve_features_dir
-        from clipguard.index.faiss_index import load_index
         from clipguard.rci.encode import extraction_settings
         from clipguard.rci.student import load_student, resolve_encoder_dir
 
@@ -160,9 +161,6 @@ def search_video(
     ``index_dir`` defaults to the most recently built index under ``<work_dir>/<cfg.index.dir>``
     (:func:`clipguard.index.latest_index_dir`); ``top_k`` to ``cfg.rci.top_k``.
     """
-    from clipguard.encoders.runtime import configure_threads
-    from clipguard.index.faiss_index import latest_index_dir
-
     configure_threads(cfg.features.torch_threads)
     searcher = VideoSearcher(
         cfg, index_dir if index_dir is not None else latest_index_dir(cfg), model_uri, encoder_dir, features_dir

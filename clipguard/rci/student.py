@@ -34,7 +34,12 @@ import numpy as np
 import torch
 
 from clipguard.config import Config
+from clipguard.core.io import directory_fingerprint
+from clipguard.core.tracking import configure_tracking
+from clipguard.encoders.bundle import ENCODER_FILE
+from clipguard.index.faiss_index import progress_bar
 from clipguard.models.matchlite import MatchLiteForPairClassification
+from clipguard.rci.encode import clip_features
 
 __all__ = [
     "LoadedStudent",
@@ -88,8 +93,6 @@ def _threshold_from_dir(model_dir: Path) -> float | None:
 
 
 def _load_dir(model_dir: Path, uri: str) -> LoadedStudent:
-    from clipguard.core.io import directory_fingerprint
-
     model = MatchLiteForPairClassification.from_pretrained(model_dir).for_inference()
     training = model_dir / TRAINING_FILE
     meta = json.loads(training.read_text()) if training.is_file() else {}
@@ -121,7 +124,6 @@ def _load_registry(uri: str, cfg: Config) -> LoadedStudent:
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from clipguard.core.tracking import configure_tracking
     from clipguard.registry.encoders import ENCODER_MODEL_TAG
     from clipguard.registry.versions import model_metrics
 
@@ -188,7 +190,6 @@ def resolve_encoder_dir(
     Raises:
         FileNotFoundError: no complete encoder directory found, locally or in the registry.
     """
-    from clipguard.encoders.bundle import ENCODER_FILE
     from clipguard.registry.encoders import EncoderNotRegisteredError, fetch_encoder
 
     if encoder_dir is not None:
@@ -220,9 +221,6 @@ def score_token_pairs(
     progress: bool = False,
 ) -> np.ndarray:
     """P(reproduced) (softmax of the ``rci`` logits) of each (query, candidate) token pair."""
-    from clipguard.index.faiss_index import progress_bar
-    from clipguard.rci.encode import clip_features
-
     if len(queries) != len(candidates):
         raise ValueError(f"{len(queries)} queries for {len(candidates)} candidates")
     model, config = student.model.eval(), student.model.config

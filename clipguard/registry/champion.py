@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config, load_config
-from clipguard.core.tracking import RegistryError, numeric_leaves
+from clipguard.core.tracking import RegistryError, configure_tracking, numeric_leaves
 from clipguard.registry.versions import get_model_version, registered_model_name, registry_client
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ def download_model_dir(family: str, version: str | int, dst: str | Path, *, cfg:
     """
     import mlflow
     from mlflow.models import Model
-
-    from clipguard.core.tracking import configure_tracking
 
     cfg = cfg or load_config()
     name = registered_model_name(family, cfg)

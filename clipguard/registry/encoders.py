@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipguard.config import Config, load_config
+from clipguard.core.io import write_json
 from clipguard.core.tracking import Lineage, RegistryError
 from clipguard.encoders.bundle import AUDIO_WEIGHTS, ENCODER_FILE, HEADS_WEIGHTS, VISION_WEIGHTS, EncoderBundle
 from clipguard.registry.pyfunc import CONFIG_FILE, WEIGHTS_FILE
@@ -78,8 +79,6 @@ def unpack_registered(model_dir: str | Path, dst: str | Path) -> Path:
     Raises:
         FileNotFoundError: ``model_dir`` is not a registered encoder.
     """
-    from clipguard.core.io import write_json
-
     src, d = Path(model_dir), Path(dst)
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         if not (src / name).is_file():

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipguard.config import Config
+from clipguard.features.store import build_store, online_features
 from clipguard.features.store_format import FEATURES_FILE, array_key, read_manifest, resolve_features_dir
+from clipguard.models.frames import token_indices
 from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError
 
 if TYPE_CHECKING:
@@ -114,8 +116,6 @@ class FeastFeatureSource(FeatureSource):
     VIEWS = ("clip_embedding", "clip_visual")
 
     def __init__(self, root: Path, encoder_version: str, cfg: Config) -> None:
-        from clipguard.features.store import build_store
-
         self.root = root
         self.encoder_version = encoder_version
         self._store = build_store(root / FEATURES_FILE, Path(cfg.work_dir) / cfg.feast.dir, cfg.feast, apply=False)
@@ -125,8 +125,6 @@ class FeastFeatureSource(FeatureSource):
         return None
 
     def locate(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
-        from clipguard.features.store import online_features
-
         out = {}
         for c, row in online_features(self._store, list(clip_ids), self.VIEWS).items():
             if row is None or row.get("array_file") is None:
@@ -190,8 +188,6 @@ class TokenReader:
     def read(self, refs: Mapping[str, ClipRef]) -> dict[str, dict[str, torch.Tensor]]:
         """Tokens of every clip of ``refs`` (cached clips are not read again)."""
         from safetensors import safe_open
-
-        from clipguard.models.frames import token_indices
 
         out: dict[str, dict[str, torch.Tensor]] = {}
         todo: dict[str, list[str]] = {}

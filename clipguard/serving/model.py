@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clipguard.config import Config
+from clipguard.core.tracking import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from clipguard.rci.student import LoadedStudent
@@ -68,7 +69,6 @@ def resolve_registry_version(ref: ModelRef, cfg: Config) -> str | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from clipguard.core.tracking import resolve_tracking_uri
     from clipguard.rci.student import ModelNotFoundError
 
     client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(cfg))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clipguard.config import Config, load_config
+from clipguard.core.tracking import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,6 @@ def model_labels(family: str, version: str | int | None, cfg: Config) -> dict[st
         UnknownFamilyError / UnknownVersionError: no such family or version.
         BentoBuildError: ``version`` is None and the family has no champion.
     """
-    from clipguard.core.tracking import Lineage
     from clipguard.registry.gate import ALIAS_CHAMPION, TAG_GATE
     from clipguard.registry.versions import get_model_version, model_aliases, registered_model_name, registry_client
 

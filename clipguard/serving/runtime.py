@@ -50,7 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clipguard.config import Config
+from clipguard.config import Config, load_config
+from clipguard.encoders.runtime import available_cpus, configure_threads
+from clipguard.index.faiss_index import load_index
 from clipguard.serving.errors import (
     ClipNotFoundError,
     DisabledError,
@@ -107,8 +109,6 @@ def config_from_arguments(arguments: Mapping[str, Any], environ: Mapping[str, st
     import json
 
     import yaml
-
-    from clipguard.config import load_config
 
     values = dict(arguments)
     profile = values.pop("profile", None)
@@ -206,8 +206,6 @@ class ServingRuntime:
 
     def load(self) -> None:
         """Load model, features, index and encoders (blocking); raises what went wrong."""
-        from clipguard.encoders.runtime import available_cpus, configure_threads
-
         configure_threads(self.cfg.serving.torch_threads or max(1, available_cpus() - 1))
         with self._reload_lock:
             self.last_reload_check = time.time()
@@ -266,8 +264,6 @@ class ServingRuntime:
     def _load_index(self) -> ClipIndex | None:
         if not self.cfg.serving.index_dir:
             return None
-        from clipguard.index.faiss_index import load_index
-
         return load_index(self.cfg.serving.index_dir)
 
     @staticmethod

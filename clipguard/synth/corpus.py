@@ -36,6 +36,7 @@ from clipguard.synth import edits as E
 from clipguard.synth import policies as P
 from clipguard.synth import sources
 from clipguard.synth.plan import GENERATOR_VERSION, CorpusPlan, effective_synth, plan_corpus
+from clipguard.synth.render import render_to_file
 from clipguard.synth.specs import VideoSpec
 from clipguard.synth.text import TREND_HASHTAG
 
@@ -273,8 +274,6 @@ def _summary(out: Path, meta: dict, rendered: int, seconds: float) -> CorpusSumm
 
 
 def _render_job(job: tuple[VideoSpec, str]) -> str:
-    from clipguard.synth.render import render_to_file
-
     spec, path = job
     try:
         render_to_file(spec, Path(path))

@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from clipguard.synth.draw import composite, text_box_size, text_patch, wrap_text
+from clipguard.synth.sound import render_sound
+from clipguard.synth.sources import procedural_canvas
 from clipguard.synth.specs import Edit, Sound
 
 TRAIN_EDITS: tuple[str, ...] = (
@@ -168,8 +170,6 @@ def _blur(frames, audio, fps, sr, p):
 
 
 def _host_background(p, W: int, H: int) -> np.ndarray:
-    from clipguard.synth.sources import procedural_canvas
-
     return np.asarray(procedural_canvas(p["host"], int(p["host_seed"]), (W, H)), np.uint8)
 
 
@@ -266,8 +266,6 @@ def _volume(frames, audio, fps, sr, p):
 
 
 def _replace_audio(frames, audio, fps, sr, p):
-    from clipguard.synth.sound import render_sound
-
     duration = frames.shape[0] / fps
     music = Sound(kind=p["kind"], seed=int(p["seed"]), gain=0.8)
     return frames, _fit(render_sound(music, duration, sr), _audio_len(frames.shape[0], fps, sr))

@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from clipguard.config import MediaConfig, SynthConfig
+from clipguard.media.clipper import plan_windows
 from clipguard.synth import edits as E
 from clipguard.synth import policies as P
 from clipguard.synth import sources
@@ -574,8 +575,6 @@ class _Planner:
         s = self.s
         if s.streams == 0:
             return
-        from clipguard.media.clipper import plan_windows
-
         days = [round(k * (s.days - 1) / max(1, s.streams - 1)) for k in range(s.streams)]
         pre_splits = ("train", "test", "val")  # pre-trend streams, in order (then train)
         n_pre = 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
+from clipguard.media.writer import write_video
 from clipguard.synth import sources
 from clipguard.synth.draw import composite, text_patch
 from clipguard.synth.edits import apply_edits
@@ -312,7 +313,5 @@ def render_video(spec: VideoSpec) -> tuple[np.ndarray, np.ndarray | None, int]:
 def render_to_file(spec: VideoSpec, path: Path) -> Path:
     """Render ``spec`` and write it to ``path`` (atomically) with single-threaded libx264 +
     AAC, so that the file is byte-identical whenever the spec is."""
-    from clipguard.media.writer import write_video
-
     frames, audio, crf = render_video(spec)
     return write_video(path, frames, spec.fps, audio=audio, sample_rate=spec.sample_rate, crf=crf, deterministic=True)

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from clipguard.synth.sources import bbb_audio
 from clipguard.synth.specs import Scene, Sound
 
 SOUND_KINDS = ("melody", "noise", "music", "speech", "gunshots", "applause", "drums", "siren", "whoosh")
@@ -109,8 +110,6 @@ def _noise(s: Sound, n: int, sr: int) -> np.ndarray:
 
 
 def _music(s: Sound, n: int, sr: int) -> np.ndarray:
-    from clipguard.synth.sources import bbb_audio
-
     track = bbb_audio(sr)
     rng = _rng(s)
     off = int(rng.integers(0, len(track)))

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clipguard.media.reader import iter_frames, probe, read_audio
+
 IMAGE_SOURCES: tuple[str, ...] = (
     "astronaut",
     "brick",
@@ -150,8 +152,6 @@ def video_canvases(name: str, size: tuple[int, int]) -> tuple[tuple[Image.Image,
 
     Frames are scaled by the decoder (aspect kept, ``size`` covered), then centre-cropped.
     """
-    from clipguard.media.reader import iter_frames, probe
-
     path = video_path(name)
     info = probe(path)
     fps = info.avg_fps or 25.0
@@ -171,8 +171,6 @@ def video_canvases(name: str, size: tuple[int, int]) -> tuple[tuple[Image.Image,
 @lru_cache(maxsize=None)
 def bbb_audio(sample_rate: int) -> np.ndarray:
     """The Big Buck Bunny soundtrack (5.3 s) as mono float32 at ``sample_rate``, peak 0.9."""
-    from clipguard.media.reader import read_audio
-
     audio, has_audio = read_audio(video_path("bigbuckbunny"), sample_rate=sample_rate)
     if not has_audio or not np.any(audio):
         raise ValueError("bigbuckbunny.mp4 has no usable audio track")

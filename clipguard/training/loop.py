@@ -26,7 +26,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from clipguard.config import Config
-from clipguard.core.tracking import Lineage
+from clipguard.core.progress import loss_progress
+from clipguard.core.tracking import Lineage, log_metrics, start_run
 from clipguard.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
@@ -89,8 +90,6 @@ def fit(
         the per-epoch history (loss, parts, seconds, metrics) and the epoch this call resumed
         from (0 when it started fresh).
     """
-    from clipguard.core.progress import loss_progress
-
     state = load_checkpoint(checkpoint_dir, run_key, modules, optimizer, scheduler) or CheckpointState(run_key, 0, 0)
     start = state.epoch
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -158,8 +157,6 @@ def tracked_run(
         return
     import mlflow
 
-    from clipguard.core.tracking import start_run
-
     with start_run(run_name, cfg=cfg, lineage=lineage, params=params, tags=tags, nested=mlflow.active_run() is not None):
         yield True
 
@@ -169,7 +166,6 @@ def epoch_logger(active: bool) -> Callable[[dict[str, Any]], None] | None:
     run (step = epoch), or None when ``active`` is False."""
     if not active:
         return None
-    from clipguard.core.tracking import log_metrics
 
     def on_log(record: dict[str, Any]) -> None:
         log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))

@@ -38,10 +38,11 @@ from torch import nn
 
 from clipguard.config import Config, MatchLiteArchitecture
 from clipguard.core.io import config_hash, write_json
-from clipguard.core.tracking import Lineage
+from clipguard.core.metrics import average_precision, recall_at_precision
+from clipguard.core.tracking import Lineage, log_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.runtime import configure_threads, seeded
-from clipguard.features.store_format import read_manifest, resolve_features_dir
+from clipguard.features.store_format import TokenStore, read_manifest, resolve_features_dir
 from clipguard.models.kd import DistillationLoss
 from clipguard.models.matchlite import ARCHITECTURE_REVISION, MatchLiteConfig, MatchLiteForPairClassification
 from clipguard.training.data import (
@@ -122,8 +123,6 @@ def student_dataset(
 ) -> StudentPairs:
     """The pairs of ``splits`` over the cached features a student with these settings reads
     (pairs with a clip that has no features are skipped, with a warning)."""
-    from clipguard.features.store_format import TokenStore
-
     pairs = drop_undecoded(load_pairs(root, splits), TokenStore(features_dir).clip_ids, f"student {'/'.join(splits)}")
     clips = sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))
     bank = FeatureBank.for_student(features_dir, clips, student)
@@ -231,8 +230,6 @@ def _result(model_dir: Path, meta: dict[str, Any], **override: Any) -> StudentRe
 
 
 def _val_metrics(model: MatchLiteForPairClassification, val: StudentPairs | None, batch_size: int) -> dict[str, float]:
-    from clipguard.core.metrics import average_precision, recall_at_precision
-
     if val is None or len(val) == 0:
         return {}
     scores = score_pairs(model, val, batch_size)
@@ -386,8 +383,6 @@ def _run_stage(
         }
         write_json(model_dir / TRAINING_FILE, meta)
         if active:
-            from clipguard.core.tracking import log_json
-
             log_json(meta, f"rci/student_stage{stage}_training.json")
     shutil.rmtree(model_dir / CHECKPOINT_SUBDIR, ignore_errors=True)
     return _result(model_dir, meta, epochs_run=epochs - start, resumed_from_epoch=start, skipped=False)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from clipguard.config import Config
 from clipguard.core.io import config_hash, directory_fingerprint, write_json
-from clipguard.core.tracking import Lineage
+from clipguard.core.tracking import Lineage, log_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.training.data import EditVocabulary, epoch_loader, load_pairs, task_labels
@@ -273,8 +273,6 @@ def train_teacher(
         }
         write_json(model_dir / TRAINING_FILE, meta)
         if active:
-            from clipguard.core.tracking import log_json
-
             log_json(meta, "rci/teacher_training.json")
     shutil.rmtree(model_dir / CHECKPOINT_SUBDIR, ignore_errors=True)
     log.info("teacher %s trained in %.1f s", version, seconds)

@@ -31,6 +31,7 @@ from clipguard.core.io import config_hash, directory_fingerprint, remove_stale_t
 from clipguard.data.schema import data_version
 from clipguard.encoders.runtime import configure_threads
 from clipguard.training.data import load_pairs
+from clipguard.training.loop import batched
 from clipguard.training.teacher import (
     FORWARD_KEYS,
     MEDIA_SPLITS,
@@ -129,8 +130,6 @@ def load_teacher_outputs(path: str | Path) -> TeacherOutputs:
 @torch.inference_mode()
 def _score(model, dataset, batch_size: int, progress: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from clipguard.training.loop import batched
 
     model.eval()
     logits: dict[str, list[torch.Tensor]] = {}
