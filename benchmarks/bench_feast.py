@@ -1,8 +1,10 @@
 """Feast online read latency (TARGETS.md: p99 <= 5 ms for one clip, <= 20 ms for 64).
 
 Builds a store over a synthetic feature table of realistic size (5,000 clips; pooled
-vectors 128/64/384/128 as in the ``local`` profile), materializes it into the SQLite
-online store and times ``get_online_features`` for 1-clip and 64-clip reads of random
+vectors 128/64/384/128 as in the ``local`` profile), materializes it into the online store
+(``--online-store sqlite``: the ``local`` profile's SQLite files; ``redis``: the ``cluster``
+profile's Redis online store and SQL registry on PostgreSQL, on a fresh database and Redis
+database of their own, from :mod:`tests.services`) and times ``get_online_features`` for 1-clip and 64-clip reads of random
 clips, in several variants:
 
 - ``library``: :func:`clipguard.features.store.online_features` (all four views,
@@ -13,12 +15,13 @@ clips, in several variants:
 - ``feast_4_views_proto``: the same call, response left as Feast's protobuf;
 - ``feast_embedding_view``: only ``clip_embedding`` (what retrieval needs), ``to_dict()``;
 - ``feature_service``: a ``FeatureService`` over the four views, ``to_dict()``;
-- ``online_store_read``: the SQLite online store's ``online_read`` for each of the
-  four views, without Feast's request/response layer.
+- ``online_store_read``: the online store's ``online_read`` for each of the four views,
+  without Feast's request/response layer.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_feast.py [--clips 5000] [--calls 2000] [--out benchmarks/results/feast.json]
+    .venv/bin/python benchmarks/bench_feast.py --online-store redis --out benchmarks/results/feast_redis.json
 
 Writes JSON with wall-clock p50/p90/p99/mean in milliseconds per variant and batch
 size, the same for the calling thread's CPU time, the targets and whether each variant
@@ -31,6 +34,7 @@ store (in Feast 0.67 they need Redis' key scan; SQLite is refused).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -143,6 +147,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=int, default=5000)
     ap.add_argument("--calls", type=int, default=2000, help="timed calls per variant and batch size")
+    ap.add_argument(
+        "--online-store",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help="sqlite: the local profile's files; redis: Redis online store + SQL registry on PostgreSQL (cluster profile)",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "feast.json")
     args = ap.parse_args(argv)
 
@@ -152,10 +162,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from feast.protos.feast.types.Value_pb2 import Value
 
     load_before = round(os.getloadavg()[0], 2)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as services:
+        if args.online_store == "redis":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests.services
+            from tests.services import fresh_database, redis_connection_string
+
+            feast_cfg = FeastConfig(
+                online_store="redis",
+                redis_connection_string=redis_connection_string(),
+                registry_url=services.enter_context(fresh_database("clipguard_bench_feast")),
+            )
+        else:
+            feast_cfg = FeastConfig()
         table = write_feature_table(feature_table_path(Path(tmp) / "features", ENCODER_VERSION), args.clips)
         t0 = time.perf_counter()
-        store = build_store(table, Path(tmp) / "feast", FeastConfig())
+        store = build_store(table, Path(tmp) / "feast", feast_cfg)
         t_apply = time.perf_counter() - t0
         views: list[Any] = [store.get_feature_view(v) for v in VIEW_NAMES]
         store.apply([FeatureService(name="clip_all", features=views)])
@@ -167,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ids = [f"clip{i:06d}" for i in range(args.clips)]
 
         refs_all, refs_emb = feature_refs(VIEW_NAMES), feature_refs(["clip_embedding"])
-        online_store = store._get_provider().online_store  # the configured SQLite store
+        online_store = store._get_provider().online_store  # the configured online store
         config = store.config
 
         def store_read(req: list[str]) -> None:
@@ -216,8 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "setup": {
             "clips": args.clips,
             "dims": DIMS,
-            "online_store": "sqlite",
-            "registry": "sql (sqlite)",
+            "online_store": args.online_store,
+            "registry": "sql (postgresql)" if args.online_store == "redis" else "sql (sqlite)",
             "apply_s": round(t_apply, 3),
             "materialize_s": round(t_materialize, 3),
             "materialized_clips": report.clips,
