@@ -10,11 +10,16 @@ clips, in several variants:
 - ``library``: :func:`clipguard.features.store.online_features` (all four views,
   ``{clip_id: {feature: numpy}}``), what clipguard code calls;
 - ``library_embedding_view``: the same for ``clip_embedding`` only (what retrieval reads);
+- ``library_service_views``: the same for the views the service reads
+  (:attr:`clipguard.serving.features.FeastFeatureSource.VIEWS`: the embedding and the visual
+  view, whose row names the clip's token shard);
 - ``feast_4_views``: ``FeatureStore.get_online_features`` on all four views, response
   converted with ``to_dict()``;
 - ``feast_4_views_proto``: the same call, response left as Feast's protobuf;
 - ``feast_embedding_view``: only ``clip_embedding`` (what retrieval needs), ``to_dict()``;
 - ``feature_service``: a ``FeatureService`` over the four views, ``to_dict()``;
+- ``feature_service_precomputed`` (Redis only): the same over a ``precompute_online=True``
+  service, which Feast reads as one pre-computed vector per clip;
 - ``online_store_read``: the online store's ``online_read`` for each of the four views,
   without Feast's request/response layer.
 
@@ -59,6 +64,7 @@ from clipguard.features.store import (
     materialize,
     online_features,
 )
+from clipguard.serving.features import FeastFeatureSource
 
 DIMS = {"visual_pooled": 128, "audio_pooled": 64, "text_pooled": 384, "clip_embedding": 128}
 TARGET_P99_MS = {1: 5.0, 64: 20.0}
@@ -206,12 +212,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         variants: dict[str, Callable[[list[str]], Any]] = {
             "library": lambda req: online_features(store, req),
             "library_embedding_view": lambda req: online_features(store, req, views=["clip_embedding"]),
+            "library_service_views": lambda req: online_features(store, req, views=FeastFeatureSource.VIEWS),
             "feast_4_views": feast_call(refs_all, True),
             "feast_4_views_proto": feast_call(refs_all, False),
             "feast_embedding_view": feast_call(refs_emb, True),
             "feature_service": feast_call(store.get_feature_service("clip_all"), True),
             "online_store_read": store_read,
         }
+        if "vectors written" in precomputed:  # Redis: one pre-computed blob per clip for the four views
+            variants["feature_service_precomputed"] = feast_call(store.get_feature_service("clip_all_precomputed"), True)
         results: dict[str, Any] = {name: {} for name in variants}
         for batch in TARGET_P99_MS:
             calls = args.calls if batch == 1 else max(args.calls // 2, 100)
