@@ -547,6 +547,15 @@ class IndexParamsConfig(_Section):
     pq_nbits: int = Field(8, ge=4, le=12)
     opq: bool = Field(False, description="learn an OPQ rotation before PQ (same code size, much longer training)")
     nprobe: int = Field(64, ge=1, description="IVF lists visited per query")
+    refine: Literal["none", "sqfp16", "flat"] = Field(
+        "none",
+        description="IVF-PQ: keep each vector beside its code (FAISS IndexRefine: sqfp16 2 bytes, flat 4 bytes per "
+        "dimension) and re-score the PQ candidates with it; the copies are memory-mapped on load, so they stay on "
+        "disk and only the pages of re-scored candidates are read",
+    )
+    refine_k_factor: float = Field(
+        4.0, ge=1, description="IVF-PQ with refine: PQ candidates re-scored per wanted neighbour (k x this)"
+    )
     train_size: int = Field(100_000, ge=1_000, description="IVF-PQ training vectors (sampled from the first shard)")
     shard_size: int = Field(1_000_000, ge=1, description="vectors per shard")
 

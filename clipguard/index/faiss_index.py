@@ -82,7 +82,7 @@ ADD_CHUNK = 65_536
 
 Kind = IndexKind
 KINDS: tuple[str, ...] = get_args(IndexKind)
-SEARCH_TIME_PARAMS = ("ef_search", "nprobe")
+SEARCH_TIME_PARAMS = ("ef_search", "nprobe", "refine_k_factor")
 """parameters that only change search, not the built index (not part of the version)"""
 
 
@@ -110,7 +110,7 @@ class IndexParams(IndexParamsConfig):
         """The parameters that determine the built index (hashed into its version)."""
         spec = {k: v for k, v in self.model_dump().items() if k not in SEARCH_TIME_PARAMS}
         if self.kind == "hnsw":
-            for k in ("ivf_nlist", "pq_m", "pq_nbits", "opq", "train_size"):
+            for k in ("ivf_nlist", "pq_m", "pq_nbits", "opq", "train_size", "refine"):
                 spec.pop(k)
         else:
             for k in ("hnsw_m", "ef_construction"):
@@ -123,7 +123,8 @@ class IndexParams(IndexParamsConfig):
             raise ValueError(f"pq_m={self.pq_m} must divide the vector dimension {dim}")
         nlist = self.effective_nlist(n_train)
         opq = f"OPQ{self.pq_m}," if self.opq else ""
-        return f"{opq}IVF{nlist},PQ{self.pq_m}x{self.pq_nbits}"
+        refine = {"none": "", "sqfp16": ",Refine(SQfp16)", "flat": ",RFlat"}[self.refine]
+        return f"{opq}IVF{nlist},PQ{self.pq_m}x{self.pq_nbits}{refine}"
 
     def effective_nlist(self, n_train: int) -> int:
         """``ivf_nlist``, capped so that each list gets >= 39 training vectors (FAISS's minimum)."""
@@ -196,7 +197,9 @@ def new_shard(dim: int, params: IndexParams, trained: bytes | None = None) -> fa
         return faiss.IndexIDMap2(hnsw)
     if trained is None:
         raise ValueError("an IVF-PQ shard needs the trained index (train_ivfpq)")
-    return faiss.deserialize_index(np.frombuffer(trained, dtype=np.uint8))
+    index = faiss.deserialize_index(np.frombuffer(trained, dtype=np.uint8))
+    # IndexRefine numbers its vectors itself (no add_with_ids): an IndexIDMap (8 bytes/vector) keeps the rows
+    return faiss.IndexIDMap(index) if params.refine != "none" else index
 
 
 def add_vectors(index: faiss.Index, vectors: np.ndarray, rows: np.ndarray, on_chunk: Any = None) -> None:
@@ -208,13 +211,20 @@ def add_vectors(index: faiss.Index, vectors: np.ndarray, rows: np.ndarray, on_ch
             on_chunk(len(vectors[chunk]))
 
 
-def search_parameters(params: IndexParams, ef_search: int | None = None, nprobe: int | None = None) -> Any:
+def search_parameters(
+    params: IndexParams, ef_search: int | None = None, nprobe: int | None = None, refine_k_factor: float | None = None
+) -> Any:
     """Per-call FAISS search parameters (no global state is changed, so searches may run concurrently)."""
     import faiss
 
     if params.kind == "hnsw":
         return faiss.SearchParametersHNSW(efSearch=int(ef_search or params.ef_search))  # type: ignore[attr-defined]
-    return faiss.SearchParametersIVF(nprobe=int(nprobe or params.nprobe))  # type: ignore[call-arg]
+    ivf = faiss.SearchParametersIVF(nprobe=int(nprobe or params.nprobe))  # type: ignore[call-arg]
+    if params.refine == "none":
+        return ivf
+    return faiss.IndexRefineSearchParameters(  # type: ignore[call-arg]
+        k_factor=float(refine_k_factor or params.refine_k_factor), base_index_params=ivf
+    )
 
 
 def merge_topk(similarities: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +246,7 @@ class ClipIndex:
     params: IndexParams
     meta: dict[str, Any] = field(default_factory=dict)
     """the sidecar fields (version, lineage, shard files, ...)"""
-    _search_params: dict[tuple[int | None, int | None], Any] = field(default_factory=dict, init=False, repr=False)
+    _search_params: dict[tuple[int | None, int | None, float | None], Any] = field(default_factory=dict, init=False, repr=False)
     _sizes: list[int] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -255,17 +265,25 @@ class ClipIndex:
     def encoder_version(self) -> str | None:
         return self.meta.get("encoder_version")
 
-    def search(self, vectors: np.ndarray, k: int, ef_search: int | None = None, nprobe: int | None = None) -> SearchResult:
-        """The ``k`` most cosine-similar clips of each query vector (queries are normalised here)."""
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        refine_k_factor: float | None = None,
+    ) -> SearchResult:
+        """The ``k`` most cosine-similar clips of each query vector (queries are normalised here).
+        The search settings default to the index's parameters."""
         if k < 1:
             raise ValueError("k must be >= 1")
         x = normalize(np.atleast_2d(vectors))
         if x.shape[1] != self.dim:
             raise ValueError(f"query vectors have dimension {x.shape[1]}, the index {self.dim}")
-        key = (ef_search, nprobe)
+        key = (ef_search, nprobe, refine_k_factor)
         sp = self._search_params.get(key)
         if sp is None:  # SWIG parameter objects are immutable here: build each setting once
-            sp = self._search_params[key] = search_parameters(self.params, ef_search, nprobe)
+            sp = self._search_params[key] = search_parameters(self.params, ef_search, nprobe, refine_k_factor)
         if len(self._sizes) != len(self.shards):  # SWIG attribute reads are slow: read the sizes once
             self._sizes = [int(s.ntotal) for s in self.shards]
         found = [s.search(x, min(k, n), params=sp) for s, n in zip(self.shards, self._sizes) if n > 0]
@@ -293,6 +311,21 @@ class ClipIndex:
     def bytes_per_vector(self) -> float:
         """Serialized index bytes per vector (shards only; the clip-id file is not counted)."""
         return self.serialized_bytes() / max(1, self.n_vectors)
+
+    def resident_bytes_per_vector(self) -> float:
+        """Bytes per vector that stay in memory once loaded: all of it, except the vectors an
+        IVF-PQ ``refine`` index keeps for re-scoring (memory-mapped by :meth:`load`)."""
+        import faiss
+
+        total = self.serialized_bytes()
+        for s in self.shards:
+            index = faiss.downcast_index(s)
+            if isinstance(index, faiss.IndexIDMap):
+                index = faiss.downcast_index(index.index)
+            if isinstance(index, faiss.IndexRefine):
+                kept = faiss.downcast_index(index.refine_index)
+                total -= int(kept.ntotal) * int(kept.sa_code_size())
+        return total / max(1, self.n_vectors)
 
     def save(self, directory: str | Path) -> Path:
         """Write shards, clip ids and the sidecar (last) into ``directory``."""
@@ -334,7 +367,8 @@ class ClipIndex:
                 raise IndexIntegrityError(f"{d}: shard {s['file']} is missing")
             if verify and _sha256(path) != s["sha256"]:
                 raise IndexIntegrityError(f"{d}: shard {s['file']} does not match its recorded SHA-256 (corrupt or altered)")
-            index = faiss.read_index(str(path))
+            # memory-map the re-scoring vectors of an IVF-PQ refine index (IndexFlatCodes): they stay on disk
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if params.refine != "none" else 0)
             if index.ntotal != s["n_vectors"]:
                 raise IndexIntegrityError(
                     f"{d}: shard {s['file']} holds {index.ntotal} vectors, the sidecar says {s['n_vectors']}"
