@@ -10,7 +10,7 @@ SEED ?= 0
 
 APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev \
 	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev g++ cmake ninja-build \
-	libchromaprint1
+	libchromaprint1 prometheus-alertmanager
 
 .PHONY: setup system-deps venv test test-all lint corpus validate promote rollback registry mlflow-ui clean help
 
@@ -31,7 +31,7 @@ help:
 setup: system-deps venv
 
 # Debian packages: ffmpeg (CLI), the libav* headers that vpdq builds against, libchromaprint1
-# (the Chromaprint baseline), and the
+# (the Chromaprint baseline), prometheus-alertmanager (the tests send alerts to a real one), and the
 # C++ toolchain (g++, cmake, ninja) that builds pdqhash and vpdq from source.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

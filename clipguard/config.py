@@ -258,14 +258,20 @@ class DriftConfig(_Section):
 
 
 class AlertConfig(_Section):
-    """Alert delivery (clipguard.monitoring.alerts): Alertmanager-compatible webhook JSON.
+    """Alert delivery (clipguard.monitoring.alerts).
 
-    ``webhook_url=None`` logs alerts only. Delivery retries connection errors, timeouts,
-    429 and 5xx with exponential backoff and jitter; the whole delivery never takes longer
-    than ``max_total_s`` and never raises.
+    ``alertmanager_url``: a Prometheus Alertmanager, which gets the alerts through its API
+    (``POST /api/v2/alerts``) and routes, groups, silences and resolves them;
+    ``webhook_url``: a receiver of Alertmanager's webhook JSON (an on-call bridge) when no
+    Alertmanager runs. At most one of them; neither: alerts are only logged. Delivery
+    retries connection errors, timeouts, 429 and 5xx with exponential backoff and jitter;
+    the whole delivery never takes longer than ``max_total_s`` and never raises.
     """
 
-    webhook_url: str | None = Field(None, description="receiver URL; None = alerts are only logged")
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL (e.g. http://alertmanager:9093); alerts go to its /api/v2/alerts"
+    )
+    webhook_url: str | None = Field(None, description="webhook receiver URL; None = alerts are only logged")
     timeout_s: float = Field(5.0, gt=0, description="per-attempt connect/read timeout")
     retries: int = Field(3, ge=0, description="retries after the first attempt")
     backoff_base_s: float = Field(0.5, ge=0, description="first backoff; doubles per retry")
@@ -275,6 +281,15 @@ class AlertConfig(_Section):
     severity: str = "warning"
     external_url: str = Field("", description="externalURL of the payload (e.g. the pipeline UI)")
     labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert (team, env)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "AlertConfig":
+        if self.alertmanager_url and self.webhook_url:
+            raise ValueError(
+                "set alerts.alertmanager_url or alerts.webhook_url, not both "
+                "(an Alertmanager forwards to webhook receivers itself)"
+            )
+        return self
 
 
 class RegistryConfig(_Section):

@@ -98,6 +98,38 @@ class MlflowServer:
 
 
 @contextmanager
+def _service(
+    name: str, cmd: list[str], ready_url: str, log: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Run ``cmd`` (output to ``log``) until the block ends; ready once ``ready_url`` answers 200."""
+    import httpx
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited {proc.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} not ready within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False)
+            time.sleep(0.2)
+        yield
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+@contextmanager
 def mlflow_server(artifacts: Path, ready_timeout_s: float = 180.0) -> Iterator[MlflowServer]:
     """``mlflow server`` on a fresh PostgreSQL backend store, artifacts proxied from ``artifacts``."""
     with fresh_database("clipguard_mlflow") as db:
@@ -107,31 +139,38 @@ def mlflow_server(artifacts: Path, ready_timeout_s: float = 180.0) -> Iterator[M
         cmd = [str(mlflow), "server", "--backend-store-uri", db, "--artifacts-destination", str(artifacts),
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
-        try:
-            import httpx
-
-            deadline = time.monotonic() + ready_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"mlflow server exited {proc.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"mlflow server not ready within {ready_timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False
-                    )
-                time.sleep(0.5)
+        with _service("mlflow server", cmd, f"{url}/health", log, ready_timeout_s, env):
             yield MlflowServer(url, db, log)
-        finally:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+
+
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+"""Debian's name of the Prometheus Alertmanager binary (``make setup`` installs the package), and upstream's."""
+
+
+@contextmanager
+def alertmanager(directory: Path, webhook_url: str, ready_timeout_s: float = 60.0) -> Iterator[str]:
+    """A real Prometheus Alertmanager on 127.0.0.1 (a free port; no clustering) that routes every
+    alert to the webhook receiver at ``webhook_url`` (resolutions included, groups flushed every
+    second); yields its base URL."""
+    import shutil
+
+    binary = next((b for b in map(shutil.which, ALERTMANAGER_BINARIES) if b), None)
+    if binary is None:
+        pytest.fail(
+            "this test needs a Prometheus Alertmanager binary (Debian package prometheus-alertmanager: make setup)",
+            pytrace=False,
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: clipguard\n  group_by: [alertname]\n  group_wait: 100ms\n  group_interval: 1s\n"
+        "  repeat_interval: 1h\nreceivers:\n  - name: clipguard\n    webhook_configs:\n"
+        f"      - url: {webhook_url}\n        send_resolved: true\n"
+    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [binary, f"--config.file={config}", f"--storage.path={directory / 'data'}",
+           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]  # fmt: skip
+    with _service("alertmanager", cmd, f"{url}/-/ready", directory / "alertmanager.log", ready_timeout_s):
+        yield url

@@ -78,7 +78,7 @@ class AlertOutcome:
     """What happened to one alert: ``delivered`` (a 2xx answer), after how many ``attempts``.
 
     ``status_code`` is the last HTTP status (None when no answer came), ``error`` the
-    last failure, ``reason`` why nothing was sent (e.g. ``"no webhook configured"``),
+    last failure, ``reason`` why nothing was sent (e.g. ``"no alert target configured"``),
     and ``payload`` the JSON body that was (or would have been) posted.
     """
 
@@ -89,7 +89,8 @@ class AlertOutcome:
     reason: str | None = None
     elapsed_s: float = 0.0
     fingerprint: str | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any] | list[dict[str, Any]] = field(default_factory=dict)
+    """the webhook body, or the array posted to Alertmanager's API"""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +163,37 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
     return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
 
 
+def _labels(alert: Alert, cfg: AlertConfig) -> dict[str, str]:
+    """The alert's labels with ``severity`` and ``cfg.labels`` added (the alert's own win)."""
+    if "alertname" not in alert.labels:
+        raise ValueError(f"an alert needs an 'alertname' label, got labels {dict(alert.labels)}")
+    labels = {**cfg.labels, "severity": cfg.severity, **alert.labels}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def alertmanager_alerts(alerts: Sequence[Alert], cfg: AlertConfig, *, ends_at: datetime | None = None) -> list[dict[str, Any]]:
+    """The body of Alertmanager's ``POST /api/v2/alerts``: a JSON array of postable alerts.
+
+    ``ends_at`` (e.g. now) resolves them: Alertmanager marks an alert with the same labels
+    resolved and tells its receivers so. Without it the alerts fire until Alertmanager's
+    ``resolve_timeout`` passes without a re-send.
+    """
+    if not alerts:
+        raise ValueError("no alert to send")
+    out = []
+    for alert in alerts:
+        entry: dict[str, Any] = {
+            "labels": _labels(alert, cfg),
+            "annotations": {str(k): str(v) for k, v in alert.annotations.items()},
+            "startsAt": _rfc3339(alert.starts_at),
+            "generatorURL": alert.generator_url,
+        }
+        if ends_at is not None:
+            entry["endsAt"] = _rfc3339(ends_at)
+        out.append(entry)
+    return out
+
+
 def alertmanager_payload(
     alerts: Sequence[Alert], cfg: AlertConfig, *, group_by: Sequence[str] = ("alertname",)
 ) -> dict[str, Any]:
@@ -170,10 +202,7 @@ def alertmanager_payload(
         raise ValueError("no alert to send")
     entries: list[dict[str, Any]] = []
     for alert in alerts:
-        if "alertname" not in alert.labels:
-            raise ValueError(f"an alert needs an 'alertname' label, got labels {dict(alert.labels)}")
-        labels = {**cfg.labels, "severity": cfg.severity, **alert.labels}
-        labels = {str(k): str(v) for k, v in labels.items()}
+        labels = _labels(alert, cfg)
         entries.append(
             {
                 "status": "firing",
@@ -232,7 +261,7 @@ def _backoff(retry: int, cfg: AlertConfig) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def _post(url: str, payload: dict[str, Any], cfg: AlertConfig, session: requests.Session, fp: str) -> AlertOutcome:
+def _post(url: str, payload: Any, cfg: AlertConfig, session: requests.Session, fp: str) -> AlertOutcome:
     """POST with retries; returns the outcome, never raises."""
     start = time.monotonic()
     deadline = start + cfg.max_total_s
@@ -280,7 +309,7 @@ def _post(url: str, payload: dict[str, Any], cfg: AlertConfig, session: requests
         log.info("alert %s: attempt %d failed (%s); retrying in %.2fs", fp, attempt, error, delay)
         time.sleep(delay)
     elapsed = time.monotonic() - start
-    log.warning("alert %s NOT delivered to %s after %d attempt(s) in %.1fs: %s", fp, _redact(url), attempts, elapsed, error)
+    log.error("alert %s NOT delivered to %s after %d attempt(s) in %.1fs: %s", fp, _redact(url), attempts, elapsed, error)
     return AlertOutcome(
         delivered=False,
         attempts=attempts,
@@ -292,6 +321,9 @@ def _post(url: str, payload: dict[str, Any], cfg: AlertConfig, session: requests
     )
 
 
+ALERTMANAGER_API = "/api/v2/alerts"
+
+
 def send_alert(
     alert: Alert | DriftResult,
     cfg: AlertConfig,
@@ -299,36 +331,72 @@ def send_alert(
     pipeline: str = "drift-watch",
     session: requests.Session | None = None,
 ) -> AlertOutcome:
-    """Send one alert (or the :func:`drift_alert` of a drift result) to ``cfg.webhook_url``.
+    """Send one alert (or the :func:`drift_alert` of a drift result) to ``cfg.alertmanager_url``
+    (its ``/api/v2/alerts``) or to ``cfg.webhook_url`` (the webhook JSON).
 
-    Never raises: a dead or failing receiver gives ``delivered=False`` with the number
-    of attempts and the last error, logged as a warning. Without a webhook the alert is
-    logged and ``reason="no webhook configured"``. ``session`` lets a caller reuse
-    connections or add authentication. The caller decides when to alert (the
-    drift-watch pipeline: on the first period whose ``DriftResult.drifted`` is true).
+    Never raises, so alerting never blocks a pipeline: a dead, failing or refusing target
+    gives ``delivered=False`` with the number of attempts and the last error, logged as an
+    error. Without a target the alert is logged and ``reason="no alert target configured"``.
+    ``session`` lets a caller reuse connections or add authentication. The caller decides
+    when to alert (the drift-watch pipeline: on the first period whose
+    ``DriftResult.drifted`` is true).
     """
+    return _deliver(alert, cfg, pipeline=pipeline, session=session, ends_at=None)
+
+
+def resolve_alert(
+    alert: Alert | DriftResult,
+    cfg: AlertConfig,
+    *,
+    pipeline: str = "drift-watch",
+    session: requests.Session | None = None,
+    ends_at: datetime | None = None,
+) -> AlertOutcome:
+    """Tell ``cfg.alertmanager_url`` that an alert with these labels is over (``endsAt`` =
+    ``ends_at`` or now); Alertmanager sends the resolution to its receivers. A webhook
+    receiver cannot be told (``reason`` says so): only Alertmanager tracks alert state."""
+    if cfg.alertmanager_url is None:
+        return AlertOutcome(delivered=False, attempts=0, reason="resolving an alert needs alerts.alertmanager_url")
+    return _deliver(alert, cfg, pipeline=pipeline, session=session, ends_at=ends_at or datetime.now(timezone.utc))
+
+
+def _deliver(
+    alert: Alert | DriftResult,
+    cfg: AlertConfig,
+    *,
+    pipeline: str,
+    session: requests.Session | None,
+    ends_at: datetime | None,
+) -> AlertOutcome:
     try:
         if isinstance(alert, DriftResult):
             alert = drift_alert(alert, cfg, pipeline=pipeline)
-        payload = alertmanager_payload([alert], cfg)
+        payload: Any
+        if cfg.alertmanager_url is not None:
+            payload = alertmanager_alerts([alert], cfg, ends_at=ends_at)
+            labels, annotations = payload[0]["labels"], payload[0]["annotations"]
+            url: str | None = cfg.alertmanager_url.rstrip("/") + ALERTMANAGER_API
+        else:
+            payload = alertmanager_payload([alert], cfg)
+            labels, annotations = payload["alerts"][0]["labels"], payload["alerts"][0]["annotations"]
+            url = cfg.webhook_url
     except Exception as exc:  # noqa: BLE001 - an alert must never fail the pipeline
-        log.warning("alert not sent: cannot build its payload: %s", exc)
+        log.error("alert not sent: cannot build its payload: %s", exc)
         return AlertOutcome(delivered=False, attempts=0, error=f"cannot build payload: {exc}")
-    entry = payload["alerts"][0]
-    fp = entry["fingerprint"]
-    if cfg.webhook_url is None:
+    fp = fingerprint(labels)
+    if url is None:
         log.warning(
-            "ALERT %s (%s; not sent: no webhook configured): %s %s",
-            entry["labels"]["alertname"],
+            "ALERT %s (%s; not sent: no alert target configured): %s %s",
+            labels["alertname"],
             fp,
-            entry["annotations"].get("summary", ""),
-            entry["annotations"].get("description", ""),
+            annotations.get("summary", ""),
+            annotations.get("description", ""),
         )
-        return AlertOutcome(delivered=False, attempts=0, reason="no webhook configured", fingerprint=fp, payload=payload)
+        return AlertOutcome(delivered=False, attempts=0, reason="no alert target configured", fingerprint=fp, payload=payload)
     if session is not None:
-        return _post(cfg.webhook_url, payload, cfg, session, fp)
+        return _post(url, payload, cfg, session, fp)
     with requests.Session() as own:
-        return _post(cfg.webhook_url, payload, cfg, own, fp)
+        return _post(url, payload, cfg, own, fp)
 
 
 # --------------------------------------------------------------------------- local receiver

@@ -15,7 +15,7 @@ def send_alert(
     overrides_json: str = "{}",
 ) -> bool:
     """Post the ``ClipguardDataDrift`` alert of the drift result to ``cfg.alerts.webhook_url``
-    (only logged when none is set); returns whether a receiver accepted it.
+    (or to ``cfg.alerts.alertmanager_url``; only logged when neither is set); returns whether a receiver accepted it.
 
     ``outcome`` holds the delivery outcome and the JSON payload.
     """

@@ -181,9 +181,9 @@ def test_no_webhook_only_logs(result: DriftResult, caplog: pytest.LogCaptureFixt
         outcome = send_alert(result, AlertConfig())
     assert not outcome.delivered
     assert outcome.attempts == 0
-    assert outcome.reason == "no webhook configured"
+    assert outcome.reason == "no alert target configured"
     assert outcome.payload["alerts"][0]["labels"]["alertname"] == DRIFT_ALERTNAME
-    assert "no webhook configured" in caplog.text and "Data drift on 2026-11-03" in caplog.text
+    assert "no alert target configured" in caplog.text and "Data drift on 2026-11-03" in caplog.text
 
 
 def test_invalid_url_never_raises(result: DriftResult) -> None:
@@ -227,3 +227,72 @@ def test_what_the_local_receiver_got_is_read_back(tmp_path: Path) -> None:
     (got,) = received_alerts(log)
     assert got["status"] == "firing"
     assert got["alerts"] == [{"alertname": "ClipguardDataDrift", "day": "2026-11-05", "severity": "warning"}]
+
+
+# --------------------------------------------------------------------------- a real Alertmanager
+
+
+def _wait_for(check, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"not seen within {timeout_s} s")
+
+
+def test_a_real_alertmanager_takes_routes_and_resolves_the_drift_alert(tmp_path: Path, result: DriftResult) -> None:
+    import requests
+
+    from clipguard.monitoring.alerts import alertmanager_payload, drift_alert, resolve_alert
+    from tests.services import alertmanager
+
+    with local_receiver() as inbox, alertmanager(tmp_path / "am", inbox.url) as am:
+        cfg = AlertConfig(alertmanager_url=am, labels={"team": "trust-safety"}, **FAST)
+        sent = send_alert(result, cfg)
+        assert sent.delivered and sent.status_code == 200 and sent.attempts == 1
+        assert isinstance(sent.payload, list) and "endsAt" not in sent.payload[0]  # the API's array, firing
+
+        (active,) = requests.get(f"{am}/api/v2/alerts", timeout=5).json()
+        assert active["status"]["state"] == "active"
+        assert active["labels"]["alertname"] == DRIFT_ALERTNAME and active["labels"]["team"] == "trust-safety"
+        assert active["labels"]["day"] == "2026-11-03" and active["annotations"]["summary"].startswith("Data drift")
+        assert active["fingerprint"] == sent.fingerprint  # our fingerprint is Alertmanager's own
+
+        # Alertmanager routes it to its webhook receiver in the JSON our own webhook delivery writes
+        forwarded = _wait_for(lambda: [r for r in inbox.requests if r.get("status") == "firing"])[0]
+        ours = alertmanager_payload([drift_alert(result, cfg)], cfg)
+        assert set(ours) == set(forwarded) and forwarded["version"] == ours["version"] == "4"
+        assert set(ours["alerts"][0]) == set(forwarded["alerts"][0])
+        assert forwarded["alerts"][0]["fingerprint"] == ours["alerts"][0]["fingerprint"] == sent.fingerprint
+        assert forwarded["alerts"][0]["labels"] == ours["alerts"][0]["labels"]
+
+        resolved = resolve_alert(result, cfg)
+        assert resolved.delivered and "endsAt" in resolved.payload[0]
+        assert requests.get(f"{am}/api/v2/alerts", params={"active": "true"}, timeout=5).json() == []
+        note = _wait_for(lambda: [r for r in inbox.requests if r.get("status") == "resolved"])[0]
+        assert note["alerts"][0]["fingerprint"] == sent.fingerprint
+
+
+def test_an_alert_the_real_alertmanager_refuses_is_an_error_that_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.services import alertmanager
+
+    with local_receiver() as inbox, alertmanager(tmp_path / "am", inbox.url) as am:
+        cfg = AlertConfig(alertmanager_url=am, **FAST)
+        bad = Alert(labels={"alertname": "ClipguardDataDrift", "not a label name": "x"}, annotations={"summary": "s"})
+        with caplog.at_level(logging.ERROR, logger="clipguard.monitoring.alerts"):
+            outcome = send_alert(bad, cfg)
+    assert not outcome.delivered and outcome.status_code == 400 and outcome.attempts == 1  # a 4xx is not retried
+    assert "NOT delivered" in caplog.text and any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+def test_resolving_needs_an_alertmanager_and_one_target_is_configured(result: DriftResult) -> None:
+    from clipguard.monitoring.alerts import resolve_alert
+
+    outcome = resolve_alert(result, AlertConfig(webhook_url="http://127.0.0.1:9/hook"))
+    assert not outcome.delivered and outcome.attempts == 0 and "alertmanager_url" in (outcome.reason or "")
+    with pytest.raises(ValueError, match="not both"):
+        AlertConfig(webhook_url="http://a/hook", alertmanager_url="http://b:9093")

@@ -45,7 +45,7 @@ def _drift_run(tmp_path: Path, drifted: bool) -> Path:
     (run / "drift-check" / "result" / "result.json").write_text(json.dumps(result))
     if drifted:
         (run / "send-alert").mkdir()
-        (run / "send-alert" / "outcome").write_text(json.dumps({"delivered": False, "reason": "no webhook configured"}))
+        (run / "send-alert" / "outcome").write_text(json.dumps({"delivered": False, "reason": "no alert target configured"}))
         (run / "gate-model-2").mkdir()
         decision = {"candidate_version": "3", "passed": True, "reasons": ["passed 4 checks on ap"]}
         (run / "gate-model-2" / "decision").write_text(json.dumps(decision))
@@ -58,7 +58,7 @@ def test_drift_day_reads_what_the_run_decided_and_the_summary_prints(tmp_path: P
     calm = _drift_day(_drift_run(tmp_path, False), 3, "2026-11-04")
     assert (calm["drifted"], calm["alert"], calm["retrained"], calm["bento"]) == (False, None, False, None)
     hot = _drift_day(_drift_run(tmp_path, True), 4, "2026-11-05")
-    assert hot["drifted"] and hot["alert"]["reason"] == "no webhook configured"
+    assert hot["drifted"] and hot["alert"]["reason"] == "no alert target configured"
     assert hot["retrain_gate"] == {"version": "3", "passed": True, "reasons": ["passed 4 checks on ap"]}
     assert hot["bento"] == "clipguard:abc"
 

@@ -152,7 +152,7 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
     (run,) = (tmp_path / "drift").iterdir()
     assert (run / "drift-check" / "report").is_file()
     outcome = json.loads((run / "send-alert" / "outcome").read_text())
-    assert outcome["reason"] == "no webhook configured"
+    assert outcome["reason"] == "no alert target configured"
     assert outcome["payload"]["alerts"][0]["labels"]["alertname"] == "ClipguardDataDrift"
     # the nested retraining registered a new student on the new data and re-gated it: the
     # champion, evaluated on another data version, was re-evaluated on the new test set first
