@@ -586,6 +586,28 @@ class MatchLMProcessor:
             seq += self._text_ids(" Audio:") + [ids.audio]
         return seq + [ids.end]
 
+    def pad_batch(
+        self, sequences: Sequence[Sequence[int]], videos: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """Token sequences and (query, candidate) frame stacks of a batch of pairs, padded:
+        ``input_ids`` / ``attention_mask`` (B, L) and ``pixel_values_videos`` (B, 2, T, 3, S, S)
+        with its ``frame_mask`` (B, 2, T), True at real frames."""
+        batch, length = len(sequences), max(len(s) for s in sequences)
+        input_ids = torch.full((batch, length), self.config.token_ids.pad, dtype=torch.long)
+        attention_mask = torch.zeros((batch, length), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            input_ids[i, : len(seq)] = torch.tensor(seq)
+            attention_mask[i, : len(seq)] = 1
+        max_frames = max(v.shape[0] for pair in videos for v in pair)
+        size = self.config.image_size
+        pixels = torch.zeros(batch, 2, max_frames, 3, size, size)
+        frame_mask = torch.zeros(batch, 2, max_frames, dtype=torch.bool)
+        for i, pair in enumerate(videos):
+            for j, v in enumerate(pair):
+                pixels[i, j, : v.shape[0]] = v
+                frame_mask[i, j, : v.shape[0]] = True
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values_videos": pixels, "frame_mask": frame_mask}
+
     def frames_to_pixels(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (F, H, W, 3) -> SigLIP-normalised float (F, 3, S, S)."""
         x = torch.as_tensor(frames)
@@ -632,25 +654,8 @@ class MatchLMProcessor:
             mels.append(torch.stack((mq, mc)))
             audio_masks.append(torch.stack((aq, ac)))
 
-        batch, length = len(examples), max(len(s) for s in sequences)
-        input_ids = torch.full((batch, length), self.config.token_ids.pad, dtype=torch.long)
-        attention_mask = torch.zeros((batch, length), dtype=torch.long)
-        for i, seq in enumerate(sequences):
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            attention_mask[i, : len(seq)] = 1
-        max_frames = max(v.shape[0] for pair in videos for v in pair)
-        size = self.config.image_size
-        pixels = torch.zeros(batch, 2, max_frames, 3, size, size)
-        frame_mask = torch.zeros(batch, 2, max_frames, dtype=torch.bool)
-        for i, pair in enumerate(videos):
-            for j, v in enumerate(pair):
-                pixels[i, j, : v.shape[0]] = v
-                frame_mask[i, j, : v.shape[0]] = True
         out: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "pixel_values_videos": pixels,
-            "frame_mask": frame_mask,
+            **self.pad_batch(sequences, videos),
             "audio_features": torch.stack(mels),
             "audio_mask": torch.stack(audio_masks),
         }

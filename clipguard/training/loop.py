@@ -171,3 +171,17 @@ def epoch_logger(active: bool) -> Callable[[dict[str, Any]], None] | None:
         log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
 
     return on_log
+
+
+def result_run_fields(meta: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """The run fields every training result shares (``epochs``, ``epochs_run``,
+    ``resumed_from_epoch``, ``skipped``, ``train_seconds``, ``history``), from the model's
+    saved ``meta`` and what this call did (``override``; none: a finished model reused as is)."""
+    return {
+        "epochs": int(meta["epochs"]),
+        "epochs_run": int(override.get("epochs_run", 0)),
+        "resumed_from_epoch": int(override.get("resumed_from_epoch", meta["epochs"])),
+        "skipped": bool(override.get("skipped", True)),
+        "train_seconds": float(meta["train_seconds"]),
+        "history": list(meta["history"]),
+    }

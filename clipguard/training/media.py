@@ -199,28 +199,11 @@ class TeacherPairs(LabelledPairs):
             )
             sequences.append(self.processor.sequence_ids(*keep.counts, media.texts[q], media.texts[c]))
             rows.append((q, c))
-        batch, length = len(sequences), max(len(s) for s in sequences)
-        input_ids = torch.full((batch, length), config.token_ids.pad, dtype=torch.long)
-        attention_mask = torch.zeros((batch, length), dtype=torch.long)
-        for i, seq in enumerate(sequences):
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            attention_mask[i, : len(seq)] = 1
-        max_frames = max(v.shape[0] for pair in videos for v in pair)
-        size = config.image_size
-        pixels = torch.zeros(batch, 2, max_frames, 3, size, size)
-        frame_mask = torch.zeros(batch, 2, max_frames, dtype=torch.bool)
-        for i, pair in enumerate(videos):
-            for j, v in enumerate(pair):
-                pixels[i, j, : v.shape[0]] = v
-                frame_mask[i, j, : v.shape[0]] = True
         flat = torch.tensor(rows, dtype=torch.long)
         idx = torch.as_tensor(list(positions), dtype=torch.long)
         return {
             "positions": idx,
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "pixel_values_videos": pixels,
-            "frame_mask": frame_mask,
+            **self.processor.pad_batch(sequences, videos),
             "audio_features": media.mel[flat].float(),
             "audio_mask": media.audio_mask[flat],
             "labels": {t: v[idx] for t, v in self.labels.items()},

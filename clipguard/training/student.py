@@ -54,7 +54,7 @@ from clipguard.training.data import (
     load_pairs,
     task_labels,
 )
-from clipguard.training.loop import batched, epoch_logger, epoch_seed, fit, make_scheduler, tracked_run
+from clipguard.training.loop import batched, epoch_logger, epoch_seed, fit, make_scheduler, result_run_fields, tracked_run
 from clipguard.training.teacher import (
     CHECKPOINT_SUBDIR,
     TRAIN_SPLIT,
@@ -220,12 +220,7 @@ def _result(model_dir: Path, meta: dict[str, Any], **override: Any) -> StudentRe
         distill_mode=meta.get("distill_mode"),
         init_dir=Path(meta["init_dir"]) if meta.get("init_dir") else None,
         train_pairs=int(meta["train_pairs"]),
-        epochs=int(meta["epochs"]),
-        epochs_run=int(override.get("epochs_run", 0)),
-        resumed_from_epoch=int(override.get("resumed_from_epoch", meta["epochs"])),
-        skipped=bool(override.get("skipped", True)),
-        train_seconds=float(meta["train_seconds"]),
-        history=list(meta["history"]),
+        **result_run_fields(meta, override),
     )
 
 

@@ -45,7 +45,7 @@ from clipguard.core.tracking import Lineage, log_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.runtime import configure_threads, seeded
 from clipguard.training.data import EditVocabulary, epoch_loader, load_pairs, task_labels
-from clipguard.training.loop import epoch_logger, epoch_seed, fit, make_scheduler, tracked_run
+from clipguard.training.loop import epoch_logger, epoch_seed, fit, make_scheduler, result_run_fields, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +155,7 @@ def _result(model_dir: Path, meta: dict[str, Any], **override: Any) -> TeacherRe
         data_version=meta["data_version"],
         train_pairs=int(meta["train_pairs"]),
         n_parameters=int(meta["n_parameters"]),
-        epochs=int(meta["epochs"]),
-        epochs_run=int(override.get("epochs_run", 0)),
-        resumed_from_epoch=int(override.get("resumed_from_epoch", meta["epochs"])),
-        skipped=bool(override.get("skipped", True)),
-        train_seconds=float(meta["train_seconds"]),
-        history=list(meta["history"]),
+        **result_run_fields(meta, override),
     )
 
 
