@@ -654,7 +654,10 @@ def _registry_call(fn, *args, **kwargs):
     except RegistryError as e:
         console.print(f"[red]registry error:[/red] {e}")
         raise typer.Exit(1) from e
-    payload = state.to_dict() if hasattr(state, "to_dict") else {k: v.to_dict() for k, v in state.items()}
+    if isinstance(state, list):
+        payload = state
+    else:
+        payload = state.to_dict() if hasattr(state, "to_dict") else {k: v.to_dict() for k, v in state.items()}
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
@@ -672,15 +675,9 @@ def registry_gates(
     family: Annotated[str, typer.Argument(help="model family, e.g. student")] = "student",
 ) -> None:
     """Every registered version of FAMILY with its recorded gate decision and reasons (oldest first)."""
-    from clipguard.registry import RegistryError
     from clipguard.registry.gate import gate_history
 
-    try:
-        rows = gate_history(family, _cfg(ctx))
-    except RegistryError as e:
-        console.print(f"[red]registry error:[/red] {e}")
-        raise typer.Exit(1) from e
-    typer.echo(json.dumps(rows, indent=2, default=str))
+    _registry_call(gate_history, family, _cfg(ctx))
 
 
 @registry_app.command("promote")

@@ -198,22 +198,10 @@ def alertmanager_payload(
     alerts: Sequence[Alert], cfg: AlertConfig, *, group_by: Sequence[str] = ("alertname",)
 ) -> dict[str, Any]:
     """The Alertmanager webhook body (``version: "4"``, status ``firing``) for ``alerts``."""
-    if not alerts:
-        raise ValueError("no alert to send")
-    entries: list[dict[str, Any]] = []
-    for alert in alerts:
-        labels = _labels(alert, cfg)
-        entries.append(
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {str(k): str(v) for k, v in alert.annotations.items()},
-                "startsAt": _rfc3339(alert.starts_at),
-                "endsAt": _UNSET_TIME,
-                "generatorURL": alert.generator_url,
-                "fingerprint": fingerprint(labels),
-            }
-        )
+    entries = [
+        {"status": "firing", **entry, "endsAt": _UNSET_TIME, "fingerprint": fingerprint(entry["labels"])}
+        for entry in alertmanager_alerts(alerts, cfg)
+    ]
     common_labels = _common([e["labels"] for e in entries])
     group_labels = {k: common_labels[k] for k in group_by if k in common_labels}
     group_key = "{}:{" + ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items())) + "}"

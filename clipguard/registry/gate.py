@@ -63,6 +63,12 @@ ALIAS_CHALLENGER = "challenger"
 
 TAG_GATE = "gate"
 """Version tag: ``passed`` or ``failed`` (promotion requires ``passed``)."""
+TAG_REASONS = "gate.reasons"
+"""Version tag: the decision's reasons (JSON list)."""
+TAG_METRICS = "gate.metrics"
+"""Version tag: the metrics the version was judged on (JSON)."""
+TAG_CHAMPION = "gate.champion_version"
+"""Version tag: the champion it was judged against ("" when there was none)."""
 
 GATE_PASSED = "passed"
 GATE_FAILED = "failed"
@@ -561,9 +567,9 @@ def gate_version(
 def _record(client: MlflowClient, name: str, version: str, decision: GateDecision, aliases: Mapping[str, str]) -> None:
     tags = {
         TAG_GATE: GATE_PASSED if decision.passed else GATE_FAILED,
-        "gate.reasons": json.dumps(decision.reasons),
-        "gate.metrics": json.dumps(decision.metrics, sort_keys=True),
-        "gate.champion_version": decision.champion_version or "",
+        TAG_REASONS: json.dumps(decision.reasons),
+        TAG_METRICS: json.dumps(decision.metrics, sort_keys=True),
+        TAG_CHAMPION: decision.champion_version or "",
         "gate.policy_digest": decision.policy_digest,
         "gate.checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -592,9 +598,9 @@ def gate_history(family: str, cfg: Config | None = None) -> list[dict[str, Any]]
                 "description": mv.description or "",
                 "data_version": tags.get("data_version"),
                 "gate": tags.get(TAG_GATE, "not gated"),
-                "reasons": json.loads(tags.get("gate.reasons", "[]")),
-                "metrics": json.loads(tags.get("gate.metrics", "{}")),
-                "champion_at_gate": tags.get("gate.champion_version") or None,
+                "reasons": json.loads(tags.get(TAG_REASONS, "[]")),
+                "metrics": json.loads(tags.get(TAG_METRICS, "{}")),
+                "champion_at_gate": tags.get(TAG_CHAMPION) or None,
             }
         )
     return rows

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipguard.config import Config, load_config
 from clipguard.core.tracking import RegistryError
-from clipguard.registry.gate import ALIAS_CHALLENGER, ALIAS_CHAMPION, GATE_PASSED, TAG_GATE
+from clipguard.registry.gate import ALIAS_CHALLENGER, ALIAS_CHAMPION, GATE_PASSED, TAG_GATE, TAG_REASONS
 from clipguard.registry.versions import get_model_version, model_aliases, registered_model_name, registry_client
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def promote(
     gate = target.tags.get(TAG_GATE)
     if gate != GATE_PASSED:
         detail = f"{name} v{version} has gate={gate or 'unset'}"
-        reasons = target.tags.get("gate.reasons")
+        reasons = target.tags.get(TAG_REASONS)
         if reasons:
             detail += f" ({'; '.join(json.loads(reasons))})"
         if not force:
