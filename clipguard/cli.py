@@ -848,6 +848,10 @@ def pipelines_run(
     pipeline_root: Annotated[Optional[Path], typer.Option(help="task outputs (default <work_dir>/kfp)")] = None,
     work_dir: Annotated[Optional[Path], typer.Option(help="MLflow / Feast / cache root (default: the config's)")] = None,
     cache: Annotated[bool, typer.Option(help="reuse outputs of identical earlier tasks")] = False,
+    alert_on_failure: Annotated[
+        bool,
+        typer.Option(help="run as compiled, inside the exit handler that alerts (cfg.alerts) when the run fails; no outputs"),
+    ] = False,
 ) -> None:
     """Run a pipeline on this machine with kfp.local (every step a subprocess of this Python)."""
     pkg = _pipelines_pkg()
@@ -858,7 +862,12 @@ def pipelines_run(
     t0 = time.perf_counter()
     try:
         task = run_pipeline(
-            name, _pipeline_params(ctx, param), pipeline_root=pipeline_root, work_dir=work_dir, enable_caching=cache
+            name,
+            _pipeline_params(ctx, param),
+            pipeline_root=pipeline_root,
+            work_dir=work_dir,
+            enable_caching=cache,
+            alert_on_failure=alert_on_failure,
         )
     except RuntimeError as e:
         console.print(f"[red]pipeline {name} failed:[/red] {e}")

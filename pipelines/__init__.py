@@ -11,6 +11,8 @@ pipeline          what it does
                   alert + nested retraining
 ================  ==============================================================
 
+Every compiled pipeline runs inside a ``dsl.ExitHandler`` that alerts on-call when a run
+fails (``pipelines/guard.py``).
 ``python -m pipelines.compile`` (``make compile``) writes ``pipelines/compiled/<name>.yaml``;
 ``pipelines.run_local`` runs a pipeline with ``kfp.local``; ``pipelines.schedule`` makes a
 recurring run on a Kubeflow Pipelines cluster. Pipelines are imported lazily: importing
@@ -31,10 +33,17 @@ PIPELINES: dict[str, str] = {
 """Pipeline name -> ``module:function`` of its ``@dsl.pipeline``."""
 
 
-def get_pipeline(name: str) -> Any:
-    """The ``@dsl.pipeline`` object named ``name`` (a key of :data:`PIPELINES`)."""
+def get_pipeline(name: str, *, alert_on_failure: bool = False) -> Any:
+    """The ``@dsl.pipeline`` object named ``name`` (a key of :data:`PIPELINES`); with
+    ``alert_on_failure``, wrapped in the exit handler that alerts when a run fails
+    (:func:`pipelines.guard.with_failure_alert`: what is compiled, hence what a cluster runs)."""
     try:
         module, attr = PIPELINES[name].split(":")
     except KeyError:
         raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}") from None
-    return getattr(import_module(module), attr)
+    pipeline = getattr(import_module(module), attr)
+    if alert_on_failure:
+        from pipelines.guard import with_failure_alert
+
+        return with_failure_alert(pipeline)
+    return pipeline

@@ -17,13 +17,14 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 
 def compile_pipeline(name: str, out_dir: Path | str = COMPILED_DIR) -> Path:
-    """Compile pipeline ``name`` to ``<out_dir>/<name>.yaml`` and return the path."""
+    """Compile pipeline ``name``, inside its failure-alert exit handler, to ``<out_dir>/<name>.yaml``
+    and return the path."""
     from kfp import compiler
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.yaml"
-    compiler.Compiler().compile(pipeline_func=get_pipeline(name), package_path=str(path))
+    compiler.Compiler().compile(pipeline_func=get_pipeline(name, alert_on_failure=True), package_path=str(path))
     return path
 
 

@@ -123,14 +123,16 @@ def _output_to(log: Path | None) -> Iterator[None]:
         os.close(saved[1])
 
 
-def _run_logged(name: str, params: dict[str, Any], pipeline_root: Path, work_dir: Path, log: Path | None) -> Any:
+def _run_logged(
+    name: str, params: dict[str, Any], pipeline_root: Path, work_dir: Path, log: Path | None, *, alert_on_failure: bool = False
+) -> Any:
     """:func:`pipelines.run_local.run_pipeline` with its output in ``log``; a failure's
     message ends with the end of that log."""
     from pipelines.run_local import run_pipeline
 
     try:
         with _output_to(log):
-            return run_pipeline(name, params, pipeline_root=pipeline_root, work_dir=work_dir)
+            return run_pipeline(name, params, pipeline_root=pipeline_root, work_dir=work_dir, alert_on_failure=alert_on_failure)
     except RuntimeError as e:
         if log is None:
             raise
@@ -215,7 +217,10 @@ def _watch_days(
                 "retrain_data_root": str(upto[day].root),
                 **common,
             }
-            _run_logged("drift_watch", params, state / "kfp" / f"drift-day-{day}", state, log(f"drift-day-{day}"))
+            # as a cluster runs it: inside the exit handler that pages on-call if the run fails
+            _run_logged(
+                "drift_watch", params, state / "kfp" / f"drift-day-{day}", state, log(f"drift-day-{day}"), alert_on_failure=True
+            )
             run = _run_dir(state / "kfp" / f"drift-day-{day}")
             entry = _drift_day(run, day, windows[day].dates[0])
             tasks[f"drift_watch day {day}"] = task_seconds(run, started)

@@ -58,15 +58,18 @@ def run_pipeline(
     pipeline_root: str | Path | None = None,
     work_dir: str | Path | None = None,
     enable_caching: bool = False,
+    alert_on_failure: bool = False,
 ) -> Any:
     """Run pipeline ``name`` locally and return the pipeline task (``.outputs`` holds its outputs).
 
     Raises ``RuntimeError`` (from kfp) when a task fails; the failing task's log is printed
-    above it.
+    above it. ``alert_on_failure`` runs it as compiled, inside the exit handler that alerts
+    on-call (``cfg.alerts``) when the run fails; the run then has no outputs (see
+    ``pipelines/guard.py``).
     """
     from kfp import local
 
-    pipeline = get_pipeline(name)
+    pipeline = get_pipeline(name, alert_on_failure=alert_on_failure)
     args = local_params(params or {}, work_dir)
     root = Path(pipeline_root) if pipeline_root else Path(json.loads(args["overrides_json"])["work_dir"]) / "kfp"
     local.init(
@@ -116,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-root", type=Path, default=None, help="task outputs (default <work_dir>/kfp)")
     parser.add_argument("--work-dir", type=Path, default=None, help="MLflow/Feast/cache root (default: the config's)")
     parser.add_argument("--cache", action="store_true", help="reuse outputs of identical earlier tasks")
+    parser.add_argument(
+        "--alert-on-failure", action="store_true", help="run inside the exit handler that alerts when the run fails (no outputs)"
+    )
     args = parser.parse_args(argv)
     task = run_pipeline(
         args.name,
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_root=args.pipeline_root,
         work_dir=args.work_dir,
         enable_caching=args.cache,
+        alert_on_failure=args.alert_on_failure,
     )
     for key, value in describe_outputs(task).items():
         print(f"{key}: {value}")

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,15 @@ def alertmanager(directory: Path, webhook_url: str, ready_timeout_s: float = 60.
            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]  # fmt: skip
     with _service("alertmanager", cmd, f"{url}/-/ready", directory / "alertmanager.log", ready_timeout_s):
         yield url
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
+    """Poll ``check`` every 0.1 s until it returns something truthy (returned); fail after ``timeout_s``
+    (for what a service does in the background: Alertmanager forwarding to its receivers)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"not seen within {timeout_s} s")

@@ -92,8 +92,14 @@ class AlertOutcome:
     payload: dict[str, Any] | list[dict[str, Any]] = field(default_factory=dict)
     """the webhook body, or the array posted to Alertmanager's API"""
 
+    @property
+    def refused(self) -> bool:
+        """The alert had a target and did not get through (an error to count and report, unlike
+        an alert that had nowhere to go, which ``reason`` explains)."""
+        return not self.delivered and self.reason is None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "refused": self.refused}
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -156,6 +162,64 @@ def drift_alert(
         starts_at=now,
         generator_url=generator_url,
     )
+
+
+PIPELINE_FAILED_ALERTNAME = "ClipguardPipelineFailed"
+PIPELINE_FAILED_SEVERITY = "critical"
+SUCCEEDED = "SUCCEEDED"
+"""KFP's final state of a run that worked (``PipelineTaskFinalStatus.state``); anything else
+(``FAILED``, ``CANCELED``, ...) pages on-call."""
+
+
+def pipeline_failure_alert(
+    pipeline: str,
+    *,
+    state: str,
+    run: str = "",
+    error: str = "",
+    generator_url: str = "",
+    now: datetime | None = None,
+) -> Alert:
+    """The ``ClipguardPipelineFailed`` alert of a pipeline run that ended in ``state``.
+
+    Labels: ``alertname``, ``severity`` (``critical``), ``pipeline``. The run and the error
+    are annotations, not labels, so Alertmanager keeps one alert per pipeline (re-sent by
+    each failing run) that the next run which succeeds resolves (:func:`report_run_end`).
+    """
+    if not pipeline:
+        raise ValueError("a pipeline failure alert needs the pipeline's name")
+    annotations = {
+        "summary": f"Pipeline {pipeline} ended {state}" + (f" (run {run})" if run else ""),
+        "description": error or f"the run ended {state} without an error message",
+        "state": state,
+    }
+    if run:
+        annotations["run"] = run
+    return Alert(
+        labels={"alertname": PIPELINE_FAILED_ALERTNAME, "severity": PIPELINE_FAILED_SEVERITY, "pipeline": pipeline},
+        annotations=annotations,
+        starts_at=now or datetime.now(timezone.utc),
+        generator_url=generator_url,
+    )
+
+
+def report_run_end(
+    pipeline: str,
+    state: str,
+    cfg: AlertConfig,
+    *,
+    run: str = "",
+    error: str = "",
+    session: requests.Session | None = None,
+) -> AlertOutcome:
+    """What a pipeline's exit handler does when a run ends: a run that did not succeed sends
+    :func:`pipeline_failure_alert`; one that succeeded resolves that alert (with
+    ``cfg.alertmanager_url``; a webhook receiver cannot be told, and nothing is sent).
+    Never raises (see :func:`send_alert`)."""
+    alert = pipeline_failure_alert(pipeline, state=state, run=run, error=error, generator_url=cfg.external_url)
+    if state == SUCCEEDED:
+        return resolve_alert(alert, cfg, pipeline=pipeline, session=session)
+    return send_alert(alert, cfg, pipeline=pipeline, session=session)
 
 
 def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:

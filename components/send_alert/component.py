@@ -1,7 +1,7 @@
 """Alertmanager-compatible drift alert with retries that never fail the run (clipguard.monitoring.alerts.send_alert)."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Output
+from kfp.dsl import Artifact, Input, Metrics, Output
 
 from components import BASE_IMAGE
 
@@ -10,6 +10,7 @@ from components import BASE_IMAGE
 def send_alert(
     drift: Input[Artifact],
     outcome: Output[Artifact],
+    metrics: Output[Metrics],
     pipeline: str = "drift-watch",
     profile: str = "local",
     overrides_json: str = "{}",
@@ -17,7 +18,8 @@ def send_alert(
     """Post the ``ClipguardDataDrift`` alert of the drift result to ``cfg.alerts.webhook_url``
     (or to ``cfg.alerts.alertmanager_url``; only logged when neither is set); returns whether a receiver accepted it.
 
-    ``outcome`` holds the delivery outcome and the JSON payload.
+    ``outcome`` holds the delivery outcome and the JSON payload; ``metrics`` counts it as
+    ``alerts_delivered`` / ``alerts_refused`` (a refused alert is also logged as an error).
     """
     import json
     from pathlib import Path
@@ -29,6 +31,10 @@ def send_alert(
     cfg = load_config(profile, json.loads(overrides_json))
     result = DriftResult(**json.loads(Path(drift.path, drift.metadata.get("result_file", "result.json")).read_text()))
     sent = send(result, cfg.alerts, pipeline=pipeline)
+    metrics.log_metric("alerts_delivered", int(sent.delivered))
+    metrics.log_metric("alerts_refused", int(sent.refused))
     Path(outcome.path).write_text(json.dumps(sent.to_dict(), indent=2, default=str))
-    outcome.metadata.update({"delivered": sent.delivered, "attempts": sent.attempts, "reason": sent.reason or ""})
+    outcome.metadata.update(
+        {"delivered": sent.delivered, "refused": sent.refused, "attempts": sent.attempts, "reason": sent.reason or ""}
+    )
     return sent.delivered

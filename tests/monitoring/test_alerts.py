@@ -24,6 +24,7 @@ from clipguard.monitoring.alerts import (
 )
 from clipguard.monitoring.drift import DriftResult
 from tests.monitoring.conftest import Receiver
+from tests.services import wait_for
 
 FAST = {"backoff_base_s": 0.02, "backoff_max_s": 0.05, "timeout_s": 1.0, "max_total_s": 5.0}
 
@@ -155,7 +156,7 @@ def test_dead_webhook_gives_up_quickly(result: DriftResult, caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING, logger="clipguard.monitoring.alerts"):
         outcome = send_alert(result, cfg)
     assert time.monotonic() - start < 3.0
-    assert not outcome.delivered
+    assert not outcome.delivered and outcome.refused and outcome.to_dict()["refused"]
     assert outcome.attempts == 3
     assert outcome.status_code is None
     assert "ConnectionError" in (outcome.error or "")
@@ -232,16 +233,6 @@ def test_what_the_local_receiver_got_is_read_back(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- a real Alertmanager
 
 
-def _wait_for(check, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"not seen within {timeout_s} s")
-
-
 def test_a_real_alertmanager_takes_routes_and_resolves_the_drift_alert(tmp_path: Path, result: DriftResult) -> None:
     import requests
 
@@ -261,7 +252,7 @@ def test_a_real_alertmanager_takes_routes_and_resolves_the_drift_alert(tmp_path:
         assert active["fingerprint"] == sent.fingerprint  # our fingerprint is Alertmanager's own
 
         # Alertmanager routes it to its webhook receiver in the JSON our own webhook delivery writes
-        forwarded = _wait_for(lambda: [r for r in inbox.requests if r.get("status") == "firing"])[0]
+        forwarded = wait_for(lambda: [r for r in inbox.requests if r.get("status") == "firing"])[0]
         ours = alertmanager_payload([drift_alert(result, cfg)], cfg)
         assert set(ours) == set(forwarded) and forwarded["version"] == ours["version"] == "4"
         assert set(ours["alerts"][0]) == set(forwarded["alerts"][0])
@@ -271,7 +262,7 @@ def test_a_real_alertmanager_takes_routes_and_resolves_the_drift_alert(tmp_path:
         resolved = resolve_alert(result, cfg)
         assert resolved.delivered and "endsAt" in resolved.payload[0]
         assert requests.get(f"{am}/api/v2/alerts", params={"active": "true"}, timeout=5).json() == []
-        note = _wait_for(lambda: [r for r in inbox.requests if r.get("status") == "resolved"])[0]
+        note = wait_for(lambda: [r for r in inbox.requests if r.get("status") == "resolved"])[0]
         assert note["alerts"][0]["fingerprint"] == sent.fingerprint
 
 
@@ -296,3 +287,32 @@ def test_resolving_needs_an_alertmanager_and_one_target_is_configured(result: Dr
     assert not outcome.delivered and outcome.attempts == 0 and "alertmanager_url" in (outcome.reason or "")
     with pytest.raises(ValueError, match="not both"):
         AlertConfig(webhook_url="http://a/hook", alertmanager_url="http://b:9093")
+
+
+def test_a_run_that_fails_pages_and_one_that_succeeds_sends_nothing_to_a_webhook(receiver: Receiver) -> None:
+    from clipguard.monitoring.alerts import PIPELINE_FAILED_ALERTNAME, report_run_end
+
+    cfg = AlertConfig(webhook_url=receiver.url, labels={"team": "trust-safety"}, **FAST)
+    failed = report_run_end("clipguard-training", "FAILED", cfg, run="run-7", error="Task student-distill failed.")
+    assert failed.delivered and not failed.refused
+    (alert,) = receiver.requests[0]["alerts"]
+    assert alert["labels"] == {
+        "alertname": PIPELINE_FAILED_ALERTNAME,
+        "severity": "critical",  # the alert's own severity wins over cfg.severity
+        "pipeline": "clipguard-training",
+        "team": "trust-safety",
+    }
+    assert alert["annotations"]["run"] == "run-7" and alert["annotations"]["state"] == "FAILED"
+    assert alert["annotations"]["description"] == "Task student-distill failed."
+    # another failing run of the same pipeline is the same alert (the run is not a label)
+    again = report_run_end("clipguard-training", "CANCELED", cfg, run="run-8")
+    assert (
+        again.fingerprint == failed.fingerprint
+        and "without an error message" in again.payload["alerts"][0]["annotations"]["description"]
+    )
+    # a webhook cannot be told that an alert is over: nothing is sent, and that is not a refusal
+    ok = report_run_end("clipguard-training", "SUCCEEDED", cfg, run="run-9")
+    assert not ok.delivered and not ok.refused and "alertmanager_url" in (ok.reason or "")
+    assert len(receiver.requests) == 2
+    unset = report_run_end("clipguard-training", "FAILED", AlertConfig())
+    assert not unset.delivered and not unset.refused and unset.reason == "no alert target configured"

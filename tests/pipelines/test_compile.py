@@ -38,6 +38,15 @@ def _tasks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _dag_with(doc: dict[str, Any], task_name: str) -> dict[str, dict[str, Any]]:
+    """The tasks (by key) of the DAG, root or nested, that holds the task named ``task_name``."""
+    dags = [doc["root"]["dag"], *(c["dag"] for c in doc.get("components", {}).values() if "dag" in c)]
+    for dag in dags:
+        if any(t.get("taskInfo", {}).get("name") == task_name for t in dag.get("tasks", {}).values()):
+            return dag["tasks"]
+    raise KeyError(task_name)
+
+
 def _base(task_name: str) -> str:
     """A task name without the ``-2``, ``-3`` suffix kfp adds to repeated components."""
     return re.sub(r"-\d+$", "", task_name)
@@ -182,7 +191,7 @@ def test_drift_condition_launches_alert_and_retraining(fresh_compiled: Path) -> 
     assert tasks["drifted"]["dependentTasks"] == ["drift-check"]
     # the drift check reads both validated roots (splits and texts of the reference and the window)
     roots = tasks["drift-check"]["inputs"]["artifacts"]
-    key_of = {t["taskInfo"]["name"]: key for key, t in doc["root"]["dag"]["tasks"].items()}
+    key_of = {t["taskInfo"]["name"]: key for key, t in _dag_with(doc, "drift-check").items()}
     assert roots["reference_root"]["taskOutputArtifact"]["producerTask"] == key_of["reference-root"]
     assert roots["current_root"]["taskOutputArtifact"]["producerTask"] == key_of["assemble-root"]
     inside = doc["components"][tasks["drifted"]["componentRef"]["name"]]["dag"]["tasks"]
@@ -209,3 +218,25 @@ def test_components_run_on_the_clipguard_image(fresh_compiled: Path) -> None:
                 continue  # importers
             assert spec["container"]["image"] == "clipguard-cpu:0.1.0", label
             assert "pip install" not in " ".join(spec["container"]["command"]), label
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_every_run_alerts_when_it_fails(fresh_compiled: Path, name: str) -> None:
+    """The compiled pipeline is the pipeline inside a ``dsl.ExitHandler`` whose exit task
+    (``alert-on-failure``) runs after it whatever happened, with the run's final status."""
+    doc = _doc(fresh_compiled / f"{name}.yaml")
+    root = doc["root"]["dag"]["tasks"]
+    by_name = {t["taskInfo"]["name"]: (key, t) for key, t in root.items()}
+    assert set(by_name) == {"pipeline-run", "alert-on-failure"}
+    group_key, group = by_name["pipeline-run"]
+    _, exit_task = by_name["alert-on-failure"]
+    assert exit_task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert exit_task["dependentTasks"] == [group_key]
+    inputs = exit_task["inputs"]["parameters"]
+    assert inputs["status"] == {"taskFinalStatus": {"producerTask": group_key}}
+    assert inputs["pipeline"]["runtimeValue"]["constant"] == doc["pipelineInfo"]["name"]
+    assert inputs["overrides_json"] == {"componentInputParameter": "overrides_json"}
+    assert exit_task["cachingOptions"] == {}  # it always runs
+    # the group holds the whole pipeline: every step is inside it
+    inside = doc["components"][group["componentRef"]["name"]]["dag"]["tasks"]
+    assert len(inside) == 1 and "dag" in doc["components"][next(iter(inside.values()))["componentRef"]["name"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from clipguard.monitoring.alerts import local_receiver
 from pipelines.run_local import run_pipeline
 
 TINY_SYNTH = {
@@ -26,15 +27,50 @@ def _task_dir(pipeline_root: Path, task: str) -> Path:
     return run / task
 
 
-def test_data_prep_runs_locally(tmp_path: Path) -> None:
-    pipeline_root = tmp_path / "kfp"
-    task = run_pipeline(
-        "data_prep",
-        {"seed": 3, "clips": 40, "days": 2, "overrides_json": json.dumps(TINY_SYNTH)},
-        pipeline_root=pipeline_root,
-        work_dir=tmp_path / "runs",
-    )
-    root = Path(task.outputs["Output"].path)
+def _active(alertmanager_url: str) -> list[dict]:
+    import requests
+
+    return requests.get(f"{alertmanager_url}/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+
+
+def test_data_prep_runs_locally_and_its_exit_handler_pages_on_failure(tmp_path: Path) -> None:
+    """As compiled (inside the exit handler): a run that fails sends ``ClipguardPipelineFailed``
+    to a real Alertmanager, which forwards it; the next run that succeeds resolves it."""
+    from clipguard.monitoring.alerts import PIPELINE_FAILED_ALERTNAME
+    from tests.services import alertmanager, wait_for
+
+    with local_receiver() as inbox, alertmanager(tmp_path / "am", inbox.url) as am:
+        alerts = {"alerts.alertmanager_url": am, "alerts.backoff_base_s": 0.05, "alerts.max_total_s": 10.0}
+        broken = {**TINY_SYNTH, **alerts, "synth.min_seconds": 5.0, "synth.max_seconds": 4.0}  # fails at planning
+        with pytest.raises(RuntimeError, match="FAILURE"):
+            run_pipeline(
+                "data_prep",
+                {"seed": 3, "clips": 40, "days": 2, "overrides_json": json.dumps(broken)},
+                pipeline_root=tmp_path / "failed",
+                work_dir=tmp_path / "runs",
+                alert_on_failure=True,
+            )
+        exit_task = json.loads((_task_dir(tmp_path / "failed", "alert-on-failure") / "executor_output.json").read_text())
+        assert exit_task["parameterValues"]["Output"] is True  # delivered
+        (active,) = _active(am)
+        assert active["labels"]["alertname"] == PIPELINE_FAILED_ALERTNAME
+        assert active["labels"]["pipeline"] == "clipguard-data-prep" and active["labels"]["severity"] == "critical"
+        assert active["annotations"]["state"] == "FAILED" and "failed" in active["annotations"]["description"]
+        firing = wait_for(lambda: [r for r in inbox.requests if r.get("status") == "firing"])[0]
+        assert firing["alerts"][0]["labels"]["pipeline"] == "clipguard-data-prep"
+
+        pipeline_root = tmp_path / "kfp"
+        run_pipeline(
+            "data_prep",
+            {"seed": 3, "clips": 40, "days": 2, "overrides_json": json.dumps({**TINY_SYNTH, **alerts})},
+            pipeline_root=pipeline_root,
+            work_dir=tmp_path / "runs",
+            alert_on_failure=True,
+        )
+        assert _active(am) == []  # the run that worked resolved it
+        resolved = wait_for(lambda: [r for r in inbox.requests if r.get("status") == "resolved"])[0]
+        assert resolved["alerts"][0]["fingerprint"] == firing["alerts"][0]["fingerprint"]
+    root = _task_dir(pipeline_root, "assemble-root") / "root"
     accepted = pd.read_parquet(root / "validated" / "clips.parquet")
     assert len(accepted) >= 40
     assert (root / "validated" / "report.html").is_file()
