@@ -184,9 +184,12 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
         },
         pipeline_root=tmp_path / "drift",
         work_dir=work_dir,
+        alert_on_failure=True,  # as compiled: nested retraining inside the exit handler's sub-DAG
     )
     (run,) = (tmp_path / "drift").iterdir()
     assert (run / "drift-check" / "report").is_file()
+    ended = json.loads((run / "alert-on-failure" / "executor_output.json").read_text())
+    assert ended["parameterValues"]["Output"] is False  # the run succeeded: nothing to page about
     outcome = json.loads((run / "send-alert" / "outcome").read_text())
     assert outcome["reason"] == "no alert target configured"
     assert outcome["payload"]["alerts"][0]["labels"]["alertname"] == "ClipguardDataDrift"
