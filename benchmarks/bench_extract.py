@@ -15,12 +15,22 @@ Two measurements, both in the ``local`` profile unless ``--profile`` says otherw
    background thread): clips/s and core-seconds per 20 s of clip. On a machine shared with
    other busy processes one torch thread is often faster than two.
 
+3. **Sharded, as the pipelines run it** (``--shards N`` with ``--corpus``): the same clips
+   extracted by one task (a fresh process; torch on 1 thread and on all cores) and by ``N``
+   tasks in parallel processes (``extract_features(..., shard=(i, N))``, 1 torch thread
+   each) followed by :func:`clipguard.features.extract.merge_feature_shards`, alternated
+   ``--repeat`` times; wall time from launch to the merged version, process start and
+   encoder loading included for every task, as in a ``ParallelFor``. The speed-up is the
+   faster one-task time over the sharded time, measured in the same run; the merged version
+   is checked to hold the same clips as the one-task run.
+
 Encoders are freshly initialised from the profile (same cost as trained ones) unless
 ``--encoder-dir`` names a pretrained directory. The machine's load average is recorded:
 on a shared machine it inflates every timing. Writes ``benchmarks/results/extract.json``
 and prints it. Usage::
 
     python benchmarks/bench_extract.py --corpus /tmp/cg_corpus
+    python benchmarks/bench_extract.py --corpus /tmp/cg_corpus --clips 96 --shards 2 --out benchmarks/results/extract_shards.json
 """
 
 from __future__ import annotations
@@ -115,24 +125,30 @@ def _one_core(cfg, bundle, clip_path: Path, repeat: int) -> dict:
     }
 
 
-def _corpus(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, threads: int) -> dict:
-    """extract_features on the first ``n_clips`` accepted clips of ``corpus`` (copied to a scratch root)."""
+def _sample_root(corpus: Path, n_clips: int, root: Path):
+    """A scratch validated root holding the first ``n_clips`` accepted clips of ``corpus``; their rows."""
     import shutil
 
     import pandas as pd
 
+    clips = pd.read_parquet(corpus / "validated" / "clips.parquet")
+    sample = clips.sort_values("clip_id").head(n_clips)
+    (root / "validated").mkdir(parents=True)
+    for uri in sample["video_uri"].unique():  # media must lie inside the root: copy, not link
+        (root / uri).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(corpus / uri, root / uri)
+    sample.to_parquet(root / "validated" / "clips.parquet", index=False)
+    return sample
+
+
+def _corpus(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, threads: int) -> dict:
+    """extract_features on the first ``n_clips`` accepted clips of ``corpus`` (copied to a scratch root)."""
     from clipguard.encoders.runtime import available_cpus
     from clipguard.features.extract import extract_features
 
-    clips = pd.read_parquet(corpus / "validated" / "clips.parquet")
-    sample = clips.sort_values("clip_id").head(n_clips)
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
         root = Path(tmp) / "root"
-        (root / "validated").mkdir(parents=True)
-        for uri in sample["video_uri"].unique():  # media must lie inside the root: copy, not link
-            (root / uri).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(corpus / uri, root / uri)
-        sample.to_parquet(root / "validated" / "clips.parquet", index=False)
+        sample = _sample_root(corpus, n_clips, root)
         if encoder_dir is None:
             encoder_dir = _fresh_encoder_dir(cfg, Path(tmp) / "enc")
         run_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"torch_threads": threads})})
@@ -155,6 +171,84 @@ def _corpus(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, threads: 
     }
 
 
+def _extract_task(profile: str, root: Path, encoder_dir: Path, out: Path, shard: tuple[int, int] | None, threads: int) -> dict:
+    """One extraction task in its own process (what a pipeline task is): its counts and wall time."""
+    from clipguard.features.extract import extract_features
+
+    t0 = time.perf_counter()
+    cfg = load_config(profile, {"features.torch_threads": threads})
+    r = extract_features(root, cfg, encoder_dir, out, progress=False, shard=shard)
+    return {"shard": shard, "clips": r.n_extracted, "wall_s": time.perf_counter() - t0, "load_s": r.load_seconds}
+
+
+def _sharded(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, shards: int, repeat: int) -> dict:
+    """One task (1 thread, all cores) vs ``shards`` parallel tasks + merge, alternated ``repeat`` times."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from clipguard.encoders.runtime import available_cpus
+    from clipguard.features.extract import merge_feature_shards
+    from clipguard.features.store_format import read_clip_features
+
+    cores = available_cpus()
+    variants = {"one_task_1_thread": (1, 1), f"one_task_{cores}_threads": (1, cores), f"{shards}_tasks_1_thread": (shards, 1)}
+    spawn = multiprocessing.get_context("spawn")
+    runs: dict[str, list[dict]] = {k: [] for k in variants}
+    with tempfile.TemporaryDirectory(prefix="bench_shards_") as tmp:
+        root = Path(tmp) / "root"
+        sample = _sample_root(corpus, n_clips, root)
+        if encoder_dir is None:
+            encoder_dir = _fresh_encoder_dir(cfg, Path(tmp) / "enc")
+        clips: dict[str, set] = {}
+        for rep in range(repeat):
+            for name, (tasks, threads) in variants.items():
+                out = Path(tmp) / f"{name}-{rep}"
+                t0 = time.perf_counter()
+                with ProcessPoolExecutor(tasks, mp_context=spawn) as pool:
+                    futures = [
+                        pool.submit(
+                            _extract_task,
+                            cfg.profile,
+                            root,
+                            encoder_dir,
+                            out / f"part{i}",
+                            (i, tasks) if tasks > 1 else None,
+                            threads,
+                        )
+                        for i in range(tasks)
+                    ]
+                    done = [f.result() for f in futures]
+                merge_s = 0.0
+                if tasks > 1:
+                    t1 = time.perf_counter()
+                    merged = merge_feature_shards([out / f"part{i}" for i in range(tasks)], out / "merged", root=root)
+                    merge_s = time.perf_counter() - t1
+                    version_dir = merged.features_dir
+                else:
+                    (version_dir,) = (out / "part0").iterdir()
+                wall = time.perf_counter() - t0
+                clips[name] = set(read_clip_features(version_dir, ["clip_id"])["clip_id"])
+                runs[name].append({"wall_s": wall, "merge_s": merge_s, "tasks": done})
+    if len({frozenset(c) for c in clips.values()}) != 1:
+        raise RuntimeError(f"the variants extracted different clips: { {k: len(v) for k, v in clips.items()} }")
+    median = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
+    one_task_best = min(median[k] for k in variants if variants[k][0] == 1)
+    sharded = median[f"{shards}_tasks_1_thread"]
+    return {
+        "clips": len(sample),
+        "cores": cores,
+        "shards": shards,
+        "repeat": repeat,
+        "median_wall_s": median,
+        "runs": runs,
+        "speedup_vs_best_one_task": one_task_best / sharded,
+        "speedup_vs_one_task_1_thread": median["one_task_1_thread"] / sharded,
+        "clips_identical": True,
+        "note": "wall time from launching the task processes to the merged feature version (process start, imports, "
+        "encoder loading and the merge included); variants alternated within each repeat",
+    }
+
+
 def _fresh_encoder_dir(cfg, out: Path) -> Path:
     from clipguard.encoders.bundle import EncoderBundle
 
@@ -168,8 +262,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--encoder-dir", type=Path, default=None, help="pretrained encoders (default: fresh init)")
     ap.add_argument("--corpus", type=Path, default=None, help="validated data root for the corpus measurement")
     ap.add_argument("--clips", type=int, default=64, help="corpus clips to extract")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads for the corpus runs")
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="torch threads for the corpus runs (none: skip them)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--shards", type=int, default=0, help="also time N parallel shard tasks + merge vs one task (needs --corpus)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
 
@@ -192,6 +287,11 @@ def main(argv: list[str] | None = None) -> dict:
     corpus = None
     if args.corpus is not None:
         corpus = {f"threads={n}": _corpus(cfg, args.encoder_dir, args.corpus, args.clips, n) for n in args.threads}
+    sharded = None
+    if args.shards > 1:
+        if args.corpus is None:
+            ap.error("--shards needs --corpus")
+        sharded = _sharded(cfg, args.encoder_dir, args.corpus, args.clips, args.shards, args.repeat)
 
     result = {
         "benchmark": "extract",
@@ -207,6 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
         "encoder_load_s": load_s,
         "one_core_20s_clip": one,
         "corpus_extraction": corpus,
+        "sharded_extraction": sharded,
         "target_s_per_20s_clip_per_core": TARGET_S_PER_20S_CLIP_PER_CORE,
         "target_ratio": TARGET_S_PER_20S_CLIP_PER_CORE / one["s_per_20s_clip_per_core"],
         "meets_target": one["s_per_20s_clip_per_core"] < TARGET_S_PER_20S_CLIP_PER_CORE,

@@ -185,6 +185,12 @@ class FeaturesConfig(_Section):
     audio_tokens_per_second: float = Field(1.0, gt=0, description="Whisper states are pooled to this rate")
     prefetch: int = Field(1, ge=0, description="batches decoded ahead in a background thread")
     torch_threads: int | None = Field(None, ge=1, description="None = the CPUs this process may use")
+    extract_shards: int = Field(
+        1,
+        ge=1,
+        description="the pipelines' extraction step runs as this many ParallelFor tasks over disjoint clip subsets, "
+        "merged into one feature version",
+    )
 
 
 class FeastConfig(_Section):

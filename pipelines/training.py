@@ -9,6 +9,10 @@ DAG (data dependencies; independent branches run in parallel on a cluster)::
                                                                                                                          dsl.If(gate passed):
                                                                                                                            dsl.If(promote_champion): promote-model ─ package-bento
 
+``extract-features`` runs as a ``dsl.ParallelFor`` (``extract-shards``) over the shard list
+of ``feature-shards`` (``features.extract_shards`` of the run's config), one task per
+disjoint clip subset, and ``merge-features`` joins them into the one feature version every
+later step reads (:func:`add_extract_steps`).
 ``gate-model`` sets the ``challenger`` alias when the candidate passes the policy
 (``clipguard/registry/policy.yaml``), after re-evaluating the champion on the candidate's test
 set when the champion was evaluated on another data version; ``promote-model`` then moves
@@ -25,9 +29,11 @@ from components.assemble_root.component import assemble_root
 from components.build_index.component import build_index
 from components.evaluate_student.component import evaluate_student
 from components.extract_features.component import extract_features
+from components.feature_shards.component import feature_shards
 from components.fit_drift_projection.component import fit_drift_projection
 from components.gate_model.component import gate_model
 from components.materialize_features.component import materialize_features
+from components.merge_features.component import merge_features
 from components.package_bento.component import package_bento
 from components.pretrain_encoders.component import pretrain_encoders
 from components.promote_model.component import promote_model
@@ -39,6 +45,7 @@ from components.training_set.component import training_set
 from components.validate_data.component import validate_data
 
 GATE_CONDITION = "gate-passed"
+EXTRACT_LOOP = "extract-shards"
 PROMOTE_CONDITION = "promote-champion"
 
 
@@ -61,12 +68,23 @@ def add_teacher_steps(root, seed, profile, overrides_json) -> dsl.PipelineTask:
     return teacher_cache(root=root, teacher=teacher.outputs["teacher"], profile=profile, overrides_json=overrides_json)
 
 
+def add_extract_steps(root, encoder, profile, overrides_json) -> dsl.PipelineTask:
+    """Feature extraction as a ``ParallelFor`` over ``features.extract_shards`` disjoint clip
+    subsets, joined into one feature version; returns the merge task (outputs as one
+    ``extract_features`` task's: ``features``, ``Output``)."""
+    common = {"profile": profile, "overrides_json": overrides_json}
+    shards = feature_shards(**common)
+    with dsl.ParallelFor(items=shards.output, name=EXTRACT_LOOP) as shard:
+        part = extract_features(root=root, encoder=encoder, shard=shard, **common)
+    return merge_features(root=root, parts=dsl.Collected(part.outputs["features"]))
+
+
 def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champion, profile, overrides_json) -> dict:
     """Everything downstream of an encoder: features, Feast, drift reference, student, index,
     evaluation, registration, the gate and (if it passes) promotion and the bento. Returns the tasks by name
     (``promote`` and ``package`` are conditional)."""
     common = {"profile": profile, "overrides_json": overrides_json}
-    extract = extract_features(root=root, encoder=encoder, **common)
+    extract = add_extract_steps(root, encoder, profile, overrides_json)
     features = extract.outputs["features"]
     materialize = _no_cache(materialize_features(features=features, **common))
     pairs = _no_cache(training_set(root=root, features=features, feast_store=materialize.outputs["feast_store"], **common))

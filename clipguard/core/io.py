@@ -37,6 +37,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` to ``dst`` (its folder created), copying only where a link cannot be
+    made (another filesystem); usable as ``shutil.copytree``'s ``copy_function``."""
+    import shutil
+
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipguard.core.io import link_or_copy
 from clipguard.data.schema import manifest_paths
 
 CORPUS_JSON = "corpus.json"
@@ -88,14 +88,6 @@ def corpus_days(root: str | Path) -> dict[int, int]:
     return {int(d): int(n) for d, n in clip_days(root).value_counts().sort_index().items()}
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def slice_days(root: str | Path, out: str | Path, days: Iterable[int]) -> DaySlice:
     """Write the data root ``out`` holding only ``days`` of ``root`` (see the module docstring).
 
@@ -149,7 +141,7 @@ def slice_days(root: str | Path, out: str | Path, days: Iterable[int]) -> DaySli
             rel = Path(uri).relative_to(root) if Path(uri).is_absolute() else Path(uri)
             if not (root / rel).is_file():
                 raise FileNotFoundError(f"{root}: the media of day slice {list(wanted)} is missing: {uri}")
-            _link(root / rel, tmp / rel)
+            link_or_copy(root / rel, tmp / rel)
         new_clips, new_pairs = manifest_paths(tmp)
         new_clips.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(sliced, new_clips)

@@ -13,13 +13,23 @@ in batches of ``cfg.features.batch_size`` clips, and writes the layout of
 * A clip that does not decode goes to ``features_quarantine.parquet`` (reason code +
   message) and the batch goes on; it is retried only once its media file changes.
   ``n_in == n_extracted + n_skipped + n_quarantined``.
+* Sharded: ``shard=(i, n)`` extracts only the clips :func:`shard_of` assigns to
+  shard ``i`` (a stable hash of the clip id, so a clip keeps its shard when the data root
+  grows), each shard into its own folder (resumable like any run; a folder holds one shard);
+  :func:`merge_feature_shards` joins the ``n`` shard folders into one feature version, the
+  same layout a single run writes, after checking that they are the same encoder and
+  settings, every shard once, no clip twice and, given the root, every accepted clip once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +40,7 @@ import pyarrow.parquet as pq
 import torch
 
 from clipguard.config import Config
-from clipguard.core.io import atomic_write, remove_stale_tmp, save_tensors, write_json
+from clipguard.core.io import atomic_write, link_or_copy, remove_stale_tmp, save_tensors, write_json
 from clipguard.data.schema import data_version
 from clipguard.encoders.bundle import EncoderBundle
 from clipguard.encoders.inputs import ClipInput, decode_batches, read_accepted, resolve_media
@@ -44,6 +54,7 @@ from clipguard.features.store_format import (
     QUARANTINE_FILE,
     QUARANTINE_SCHEMA,
     array_key,
+    resolve_features_dir,
     shard_name,
 )
 from clipguard.media.reader import MediaError
@@ -86,14 +97,25 @@ class ExtractResult:
         return d
 
 
-def _settings(cfg: Config, bundle_meta: dict[str, Any]) -> dict[str, Any]:
-    """Everything besides the encoder weights that changes the extracted values."""
-    return {
+def _settings(cfg: Config, bundle_meta: dict[str, Any], shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Everything besides the encoder weights that changes the extracted values (and, for a
+    shard, which clips: one folder holds one shard)."""
+    settings: dict[str, Any] = {
         "encoder_version": bundle_meta["version"],
         "media": cfg.media.model_dump(mode="json", include={"fps", "sample_rate", "frame_size", "clip_seconds"}),
         "text_max_tokens": cfg.features.text_max_tokens,
         "audio_tokens_per_second": cfg.features.audio_tokens_per_second,
     }
+    if shard is not None:
+        settings["shard"] = {"index": shard[0], "of": shard[1]}
+    return settings
+
+
+def shard_of(clip_id: str, num_shards: int) -> int:
+    """The shard (``0 .. num_shards-1``) a clip is extracted in: a stable hash of its id, so it
+    does not change with the data root's other clips or between processes."""
+    digest = hashlib.blake2b(clip_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % num_shards
 
 
 def _check_settings(features_dir: Path, settings: dict[str, Any]) -> None:
@@ -220,13 +242,19 @@ def extract_features(
     encoder_dir: str | Path,
     out_dir: str | Path,
     progress: bool = True,
+    *,
+    shard: tuple[int, int] | None = None,
 ) -> ExtractResult:
     """Extract visual/audio/text tokens, pooled vectors and clip embeddings for ``root``.
 
     ``encoder_dir`` is a pretrained encoder directory
     (:attr:`clipguard.encoders.pretrain.PretrainResult.encoder_dir`); features land in
-    ``<out_dir>/<encoder_version>/``. See the module docstring for resume and quarantine.
+    ``<out_dir>/<encoder_version>/``. ``shard=(i, n)`` extracts only the clips of shard ``i`` of
+    ``n`` (:func:`shard_of`), for :func:`merge_feature_shards`. See the module docstring for
+    resume, quarantine and shards.
     """
+    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard {shard[0]} of {shard[1]}: need at least 1 shard and 0 <= shard < shards")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -234,6 +262,8 @@ def extract_features(
     configure_threads(cfg.features.torch_threads)
     root = Path(root).resolve()
     clips = read_accepted(root).sort_values("clip_id").reset_index(drop=True)
+    if shard is not None:
+        clips = clips[[shard_of(c, shard[1]) == shard[0] for c in clips["clip_id"]]].reset_index(drop=True)
     data_ver = data_version(root)
     bundle, meta = EncoderBundle.load(encoder_dir, cfg)
     if bundle.audio.sample_rate != cfg.media.sample_rate:
@@ -243,7 +273,7 @@ def extract_features(
     load_s = time.perf_counter() - t_start
     version = meta["version"]
     features_dir = Path(out_dir) / version
-    settings = _settings(cfg, meta)
+    settings = _settings(cfg, meta, shard)
     _check_settings(features_dir, settings)
     for sub in (features_dir, features_dir / ARRAYS_DIR, features_dir / PARTS_DIR):
         remove_stale_tmp(sub)
@@ -283,7 +313,8 @@ def extract_features(
     )
     t_work = time.perf_counter()
     with Progress(*columns, console=console, disable=not progress or todo.empty) as bar:
-        task = bar.add_task(f"features {version}", total=len(todo), rate=0.0)
+        label = f"features {version}" + (f" shard {shard[0] + 1}/{shard[1]}" if shard else "")
+        task = bar.add_task(label, total=len(todo), rate=0.0)
         for items in decode_batches(root, todo, cfg.media, cfg.features.batch_size, cfg.features.prefetch):
             decode_s += sum(it.decode_seconds for it in items)
             ok = [it for it in items if it.clip is not None]
@@ -372,3 +403,163 @@ def extract_features(
         console.print(summary)
     log.info(summary)
     return result
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """One feature version joined from the folders of :func:`extract_features`' shards."""
+
+    features_dir: Path
+    encoder_version: str
+    data_version: str
+    n_shards: int
+    n_in: int
+    """clips the shards were given (the data root's accepted clips)"""
+    n_clips: int
+    """rows of the merged ``clip_features.parquet``"""
+    n_quarantined: int
+    seconds: float
+    shard_seconds: list[float] = field(default_factory=list)
+    """each shard's own wall time (they ran in parallel)"""
+
+    def counts(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["features_dir"] = str(self.features_dir)
+        return d
+
+
+def _shard_manifest(shard_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """A shard's version folder (``shard_dir`` or its one version sub-folder) and its manifest."""
+    try:
+        version_dir = resolve_features_dir(shard_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ValueError(f"feature shard {shard_dir}: {exc}") from exc
+    manifest = json.loads((version_dir / MANIFEST_FILE).read_text())
+    shard = manifest.get("settings", {}).get("shard")
+    if not shard or "last_run" not in manifest:
+        raise ValueError(f"feature shard {version_dir}: not the finished output of a sharded extraction (no shard / last_run)")
+    return version_dir, manifest
+
+
+def merge_feature_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path, root: str | Path | None = None) -> MergeResult:
+    """Join the folders written by ``extract_features(..., shard=(i, n))`` for
+    ``i = 0 .. n-1`` into ``<out_dir>/<encoder_version>/``, the layout one unsharded run writes.
+
+    Refuses (``ValueError`` naming the shard) folders of other encoders, settings or data
+    versions, a shard missing or given twice, and a clip in two shards; with ``root``, also a
+    merged result that does not account for every accepted clip of ``root`` exactly once
+    (extracted or quarantined). Array files are hard-linked (copied across filesystems) and
+    renumbered; the result is built in a temporary sibling and renamed into place, so a rerun
+    replaces it whole and a reader never sees half of it.
+    """
+    t0 = time.perf_counter()
+    if not shard_dirs:
+        raise ValueError("no feature shards to merge")
+    shards = [_shard_manifest(Path(d)) for d in shard_dirs]
+    shards.sort(key=lambda s: s[1]["settings"]["shard"]["index"])
+    first_dir, first = shards[0]
+    n = first["settings"]["shard"]["of"]
+    base_settings = {k: v for k, v in first["settings"].items() if k != "shard"}
+    data_ver = first["last_run"]["data_version"]
+    for version_dir, manifest in shards:
+        settings = {k: v for k, v in manifest["settings"].items() if k != "shard"}
+        if settings != base_settings:
+            diff = sorted(k for k in set(settings) | set(base_settings) if settings.get(k) != base_settings.get(k))
+            raise ValueError(f"feature shard {version_dir}: other settings than {first_dir} ({', '.join(diff)} differ)")
+        if manifest["last_run"]["data_version"] != data_ver:
+            raise ValueError(
+                f"feature shard {version_dir}: data version {manifest['last_run']['data_version']}, {first_dir} has {data_ver}"
+            )
+    indexes = [m["settings"]["shard"]["index"] for _, m in shards]
+    ofs = {m["settings"]["shard"]["of"] for _, m in shards}
+    if ofs != {n} or indexes != list(range(n)):
+        raise ValueError(f"feature shards {indexes} of {sorted(ofs)}: need each of shards 0..{n - 1} of {n} exactly once")
+
+    version = first["encoder_version"]
+    features_dir = Path(out_dir) / version
+    tmp = features_dir.with_name(f".{version}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / ARRAYS_DIR).mkdir(parents=True)
+        tables: list[pa.Table] = []
+        quarantines: list[pa.Table] = []
+        owner: dict[str, Path] = {}
+        next_array = 0
+        for version_dir, manifest in shards:
+            rows = pq.read_table(version_dir / FEATURES_FILE, schema=CLIP_FEATURES_SCHEMA)
+            renamed = {}
+            for name in sorted(set(rows.column("array_file").to_pylist())):
+                renamed[name] = shard_name(next_array)
+                link_or_copy(version_dir / name, tmp / renamed[name])
+                next_array += 1
+            for clip_id in rows.column("clip_id").to_pylist():
+                if clip_id in owner:
+                    raise ValueError(f"clip {clip_id} is in feature shards {owner[clip_id]} and {version_dir}")
+                owner[clip_id] = version_dir
+            files = pa.array([renamed[f] for f in rows.column("array_file").to_pylist()], pa.string())
+            tables.append(rows.set_column(rows.schema.get_field_index("array_file"), "array_file", files))
+            quarantines.append(_read_table(version_dir / QUARANTINE_FILE, QUARANTINE_SCHEMA))
+        merged = pa.concat_tables(tables).sort_by("clip_id")
+        quarantine = pa.concat_tables(quarantines).sort_by("clip_id")
+        n_in = sum(int(m["last_run"]["n_in"]) for _, m in shards)
+        if root is not None:
+            accepted = set(read_accepted(Path(root))["clip_id"])
+            seen = set(owner) | set(quarantine.column("clip_id").to_pylist())
+            missing, extra = sorted(accepted - seen), sorted(seen - accepted)
+            if missing or extra or len(accepted) != n_in:
+                raise ValueError(
+                    f"feature shards of {root} do not cover its {len(accepted)} accepted clips once: "
+                    f"{len(missing)} missing (e.g. {missing[:3]}), {len(extra)} not in the root (e.g. {extra[:3]}), "
+                    f"the shards were given {n_in}"
+                )
+        pq.write_table(merged, tmp / FEATURES_FILE)
+        if quarantine.num_rows:
+            pq.write_table(quarantine, tmp / QUARANTINE_FILE)
+        shard_seconds = [float(m["last_run"]["seconds"]) for _, m in shards]
+        result = MergeResult(
+            features_dir=features_dir,
+            encoder_version=version,
+            data_version=data_ver,
+            n_shards=n,
+            n_in=n_in,
+            n_clips=merged.num_rows,
+            n_quarantined=quarantine.num_rows,
+            seconds=time.perf_counter() - t0,
+            shard_seconds=shard_seconds,
+        )
+        write_json(
+            tmp / MANIFEST_FILE,
+            {
+                "encoder_version": version,
+                "encoder_dir": first.get("encoder_dir"),
+                "encoder_mode": first.get("encoder_mode"),
+                "settings": base_settings,
+                "last_run": {**result.counts(), "data_version": data_ver, "finished_at": pd.Timestamp.now(tz="UTC").isoformat()},
+                "merged_from": [{"shard": i, "dir": str(d), "clips": m["clips"]} for i, (d, m) in enumerate(shards)],
+                "clips": merged.num_rows,
+                "quarantined": quarantine.num_rows,
+            },
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = features_dir.with_name(f".{version}.{os.getpid()}.old")
+    if features_dir.exists():
+        os.replace(features_dir, old)
+    os.replace(tmp, features_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info(
+        "features %s: %d shards merged: %d in = %d clips + %d quarantined (%.1f s)",
+        version,
+        n,
+        n_in,
+        result.n_clips,
+        result.n_quarantined,
+        result.seconds,
+    )
+    return result
+
+
+def shard_plan(cfg: Config) -> list[int]:
+    """The shard indexes the pipelines' extraction fans out over (``features.extract_shards``)."""
+    return list(range(cfg.features.extract_shards))

@@ -14,22 +14,16 @@ def assemble_root(raw: Input[Dataset], validated: Input[Dataset], root: Output[D
     while :func:`components.validate_data` leaves the media in ``raw``. Files are hard-linked
     (copied only across filesystems), so this costs no disk locally. Returns the data version.
     """
-    import os
     import shutil
     from pathlib import Path
 
+    from clipguard.core.io import link_or_copy
     from clipguard.data.schema import VALIDATED_DIR, data_version
-
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
 
     out = Path(root.path)
     skip = shutil.ignore_patterns(VALIDATED_DIR)
-    shutil.copytree(raw.path, out, copy_function=link, ignore=skip, dirs_exist_ok=True)
-    shutil.copytree(Path(validated.path) / VALIDATED_DIR, out / VALIDATED_DIR, copy_function=link, dirs_exist_ok=True)
+    shutil.copytree(raw.path, out, copy_function=link_or_copy, ignore=skip, dirs_exist_ok=True)
+    shutil.copytree(Path(validated.path) / VALIDATED_DIR, out / VALIDATED_DIR, copy_function=link_or_copy, dirs_exist_ok=True)
     version = data_version(out)
     root.metadata.update({"data_version": version, **{k: v for k, v in raw.metadata.items() if k != "data_version"}})
     return version

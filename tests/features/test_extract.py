@@ -150,3 +150,69 @@ def test_other_settings_in_the_same_directory_are_refused(root, encoder_dir, tmp
     extract_features(root, cfg, encoder_dir, out, progress=False)
     with pytest.raises(ValueError, match="text_max_tokens"):
         extract_features(root, tiny_config(**{"features.text_max_tokens": 8}), encoder_dir, out, progress=False)
+
+
+def test_shards_merged_are_the_unsharded_features(root, encoder_dir, tmp_path, cfg):
+    """Two shards, each resumable in its own folder, merge into the version one run writes:
+    same clips, same values, every array readable through the merged rows."""
+    from clipguard.features.extract import merge_feature_shards, shard_of
+
+    whole = extract_features(root, cfg, encoder_dir, tmp_path / "whole", progress=False)
+    ids = sorted(read_clip_features(whole.features_dir)["clip_id"])
+    assert {shard_of(c, 2) for c in ids} == {0, 1}  # both shards get clips
+    assert [shard_of(c, 2) for c in ids] == [shard_of(c, 2) for c in ids]  # stable
+    parts = [extract_features(root, cfg, encoder_dir, tmp_path / f"part{i}", progress=False, shard=(i, 2)) for i in (1, 0)]
+    assert sorted(p.n_in for p in parts) == sorted(sum(shard_of(c, 2) == i for c in ids) for i in (0, 1))
+    assert sum(p.n_extracted for p in parts) == len(ids)
+    again = extract_features(root, cfg, encoder_dir, tmp_path / "part0", progress=False, shard=(0, 2))
+    assert again.n_extracted == 0 and again.n_skipped == parts[1].n_in  # a shard reruns idempotently
+    with pytest.raises(ValueError, match="shard"):  # a folder holds one shard
+        extract_features(root, cfg, encoder_dir, tmp_path / "part0", progress=False, shard=(1, 2))
+
+    merged = merge_feature_shards([tmp_path / "part0", tmp_path / "part1"], tmp_path / "merged", root=root)
+    assert (merged.n_shards, merged.n_in, merged.n_clips, merged.n_quarantined) == (2, len(ids), len(ids), 0)
+    assert merged.encoder_version == whole.encoder_version and merged.data_version == whole.data_version
+    a = read_clip_features(whole.features_dir).set_index("clip_id").sort_index()
+    b = read_clip_features(merged.features_dir).set_index("clip_id").sort_index()
+    assert list(b.index) == ids
+    for column in ("clip_embedding", "visual_pooled", "text_pooled"):
+        assert all(torch.allclose(torch.tensor(x), torch.tensor(y), atol=1e-5) for x, y in zip(a[column], b[column]))
+    assert b["array_file"].map(lambda f: (merged.features_dir / f).is_file()).all()
+    tokens_a = TokenStore(whole.features_dir).load(ids).tokens["visual"]
+    tokens_b = TokenStore(merged.features_dir).load(ids).tokens["visual"]
+    assert torch.equal(tokens_a, tokens_b)
+    manifest = json.loads((merged.features_dir / "features.json").read_text())
+    assert "shard" not in manifest["settings"] and manifest["clips"] == len(ids)
+    assert manifest["last_run"]["data_version"] == whole.data_version
+    # merging again gives the same version (replaced whole)
+    assert merge_feature_shards([tmp_path / "part1", tmp_path / "part0"], tmp_path / "merged").n_clips == len(ids)
+
+
+def test_merge_refuses_incomplete_or_mixed_shards(root, encoder_dir, tmp_path, cfg):
+    from clipguard.features.extract import merge_feature_shards
+
+    for i in (0, 1):
+        extract_features(root, cfg, encoder_dir, tmp_path / f"part{i}", progress=False, shard=(i, 2))
+    with pytest.raises(ValueError, match=r"shards 0\.\.1 of 2 exactly once"):
+        merge_feature_shards([tmp_path / "part0"], tmp_path / "merged")
+    with pytest.raises(ValueError, match=r"exactly once"):
+        merge_feature_shards([tmp_path / "part0", tmp_path / "part0"], tmp_path / "merged")
+    with pytest.raises(ValueError, match="not the finished output of a sharded extraction"):
+        extract_features(root, cfg, encoder_dir, tmp_path / "whole", progress=False)
+        merge_feature_shards([tmp_path / "whole", tmp_path / "part1"], tmp_path / "merged")
+    other = tiny_config(**{"features.text_max_tokens": 8})
+    extract_features(root, other, encoder_dir, tmp_path / "other1", progress=False, shard=(1, 2))
+    with pytest.raises(ValueError, match="text_max_tokens"):
+        merge_feature_shards([tmp_path / "part0", tmp_path / "other1"], tmp_path / "merged")
+    # the root gained a clip no shard extracted: the merge says so instead of losing it
+    clips = pd.read_parquet(root / "validated" / "clips.parquet")
+    extra = clips.iloc[[0]].assign(clip_id="clip_late")
+    pd.concat([clips, extra]).to_parquet(root / "validated" / "clips.parquet", index=False)
+    with pytest.raises(ValueError, match="1 missing"):
+        merge_feature_shards([tmp_path / "part0", tmp_path / "part1"], tmp_path / "merged", root=root)
+    assert not (tmp_path / "merged").exists() or not any((tmp_path / "merged").iterdir())
+
+
+def test_a_bad_shard_number_is_refused(root, encoder_dir, tmp_path, cfg):
+    with pytest.raises(ValueError, match="shard 2 of 2"):
+        extract_features(root, cfg, encoder_dir, tmp_path / "x", progress=False, shard=(2, 2))

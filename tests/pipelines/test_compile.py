@@ -66,7 +66,10 @@ TRAINING_STEPS = {
     "validate-data",
     "assemble-root",
     "pretrain-encoders",
+    "feature-shards",
+    "extract-shards",
     "extract-features",
+    "merge-features",
     "materialize-features",
     "training-set",
     "fit-drift-projection",
@@ -141,16 +144,51 @@ def test_training_order(fresh_compiled: Path) -> None:
     tasks = _tasks(_doc(fresh_compiled / "training.yaml"))
     upstream = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
     assert upstream["assemble-root"] == {"importer", "validate-data"}
-    assert upstream["extract-features"] == {"assemble-root", "pretrain-encoders"}
-    assert upstream["training-set"] >= {"materialize-features", "extract-features"}
+    # extraction: a ParallelFor over the config's shard list, joined by merge-features
+    assert upstream["extract-shards"] == {"assemble-root", "pretrain-encoders", "feature-shards"}
+    assert upstream["merge-features"] == {"assemble-root", _loop_key(tasks, "extract-shards")}
+    assert upstream["training-set"] >= {"materialize-features", "merge-features"}
     assert upstream["teacher-cache"] >= {"teacher-sft"}
-    assert upstream["student-distill"] >= {"extract-features", "teacher-cache"}
+    assert upstream["student-distill"] >= {"merge-features", "teacher-cache"}
     assert upstream["evaluate-student"] >= {"student-distill"}
     assert upstream["register-model"] >= {"evaluate-student", "build-index"}
     # the gate reads the candidate's root and features to re-evaluate a champion of another data version
-    assert upstream["gate-model"] == {"register-model", "assemble-root", "extract-features"}
+    assert upstream["gate-model"] == {"register-model", "assemble-root", "merge-features"}
     # the drift reference is fitted on the root's training splits (the manifest gives the split)
-    assert upstream["fit-drift-projection"] == {"assemble-root", "extract-features"}
+    assert upstream["fit-drift-projection"] == {"assemble-root", "merge-features"}
+
+
+def _loop_key(tasks: dict[str, dict[str, Any]], name: str) -> str:
+    """The DAG key of the control-flow group displayed as ``name`` (KFP keys loops ``for-loop-N``)."""
+    return tasks[name]["componentRef"]["name"].removeprefix("comp-")
+
+
+@pytest.mark.parametrize(("name", "branches"), [("training", 1), ("retraining", 2)])
+def test_extraction_fans_out_over_shards_and_merges(fresh_compiled: Path, name: str, branches: int) -> None:
+    """In every DAG that extracts (retraining: the reuse and the refresh branch), a ParallelFor
+    over ``feature-shards``' list runs ``extract-features`` once per item, and ``merge-features``
+    collects the loop's outputs."""
+    doc = _doc(fresh_compiled / f"{name}.yaml")
+    comps = doc["components"]
+    dags = [doc["root"]["dag"], *(c["dag"] for c in comps.values() if "dag" in c)]
+    checked = 0
+    for dag in dags:
+        by_base = {_base(t["taskInfo"]["name"]): (key, t) for key, t in dag.get("tasks", {}).items()}
+        if "merge-features" not in by_base:
+            continue
+        (shards_key, _), (loop_key, loop), (_, merge) = (
+            by_base[k] for k in ("feature-shards", "extract-shards", "merge-features")
+        )
+        iterator = loop["parameterIterator"]
+        assert iterator["items"] == {"inputParameter": f"pipelinechannel--{shards_key}-Output"}
+        assert shards_key in loop["dependentTasks"]
+        (extract,) = comps[loop["componentRef"]["name"]]["dag"]["tasks"].values()
+        assert _base(extract["taskInfo"]["name"]) == "extract-features"
+        assert extract["inputs"]["parameters"]["shard"] == {"componentInputParameter": iterator["itemInput"]}
+        parts = merge["inputs"]["artifacts"]["parts"]["taskOutputArtifact"]
+        assert parts["producerTask"] == loop_key and parts["outputArtifactKey"].endswith("-features")
+        checked += 1
+    assert checked == branches
 
 
 @pytest.mark.parametrize("name", ["training", "retraining", "drift_watch"])

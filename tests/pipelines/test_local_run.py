@@ -206,3 +206,39 @@ def test_training_then_drift_watch_with_retraining(tmp_path: Path) -> None:
     assert (state.champion, state.aliases.get("previous")) == ("2", "1")
     (build,) = run.glob("package-bento*/bento/build.json")
     assert json.loads(build.read_text())["labels"]["clipguard.registry_version"] == "2"
+
+
+def test_extraction_fans_out_over_shards_and_merges_on_the_local_runner(tmp_path: Path) -> None:
+    """The training pipelines' extraction steps (``add_extract_steps``: ParallelFor over the
+    config's shards, ``dsl.Collected`` into ``merge-features``) under kfp.local: one feature
+    version, the same clips and embeddings as one unsharded extraction."""
+    import torch
+    from kfp import local
+
+    from clipguard.encoders.pretrain import pretrain_encoders
+    from clipguard.features.extract import extract_features
+    from clipguard.features.store_format import read_clip_features
+    from tests.encoders.conftest import TINY_OVERRIDES, tiny_config
+    from tests.encoders.roots import build_validated_root
+    from tests.pipelines.extract_only import extract_only
+
+    cfg = tiny_config()
+    root = build_validated_root(tmp_path / "root")
+    encoder_dir = pretrain_encoders(root, cfg, "moco", tmp_path / "encoders", seed=0, progress=False).encoder_dir
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"))
+    overrides = {**TINY_OVERRIDES, "features.extract_shards": 2, "features.torch_threads": 1}
+    task = extract_only(root_uri=str(root), encoder_uri=str(encoder_dir), overrides_json=json.dumps(overrides))
+    out = Path(task.output.path)
+    assert task.output.metadata["shards"] == 2
+    merged = read_clip_features(out / task.output.metadata["subdir"]).set_index("clip_id").sort_index()
+    (run,) = (tmp_path / "kfp").iterdir()
+    parts = [json.loads(p.read_text()) for p in sorted(run.glob("for-loop-*-iteration-*/extract-features/executor_output.json"))]
+    assert len(parts) == 2  # one task per shard, each a disjoint subset
+    shard_clips = [p["artifacts"]["metrics"]["artifacts"][0]["metadata"]["n_extracted"] for p in parts]
+    assert sum(shard_clips) == 10 and min(shard_clips) > 0
+    whole = extract_features(root, cfg, encoder_dir, tmp_path / "whole", progress=False)
+    expected = read_clip_features(whole.features_dir).set_index("clip_id").sort_index()
+    assert list(merged.index) == list(expected.index)
+    got, want = (torch.tensor(list(df["clip_embedding"])) for df in (merged, expected))
+    assert torch.allclose(got, want, atol=1e-5)
