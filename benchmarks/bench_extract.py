@@ -171,6 +171,14 @@ def _corpus(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, threads: 
     }
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished (joined) child processes."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _extract_task(profile: str, root: Path, encoder_dir: Path, out: Path, shard: tuple[int, int] | None, threads: int) -> dict:
     """One extraction task in its own process (what a pipeline task is): its counts and wall time."""
     from clipguard.features.extract import extract_features
@@ -203,6 +211,7 @@ def _sharded(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, shards: 
         for rep in range(repeat):
             for name, (tasks, threads) in variants.items():
                 out = Path(tmp) / f"{name}-{rep}"
+                cpu0 = _children_cpu_s()
                 t0 = time.perf_counter()
                 with ProcessPoolExecutor(tasks, mp_context=spawn) as pool:
                     futures = [
@@ -227,13 +236,21 @@ def _sharded(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, shards: 
                 else:
                     (version_dir,) = (out / "part0").iterdir()
                 wall = time.perf_counter() - t0
+                cpu = _children_cpu_s() - cpu0  # the task processes, joined when the pool closed
                 clips[name] = set(read_clip_features(version_dir, ["clip_id"])["clip_id"])
-                runs[name].append({"wall_s": wall, "merge_s": merge_s, "tasks": done})
+                runs[name].append(
+                    {"wall_s": wall, "merge_s": merge_s, "task_cpu_s": cpu, "cores_busy": cpu / wall, "tasks": done}
+                )
     if len({frozenset(c) for c in clips.values()}) != 1:
         raise RuntimeError(f"the variants extracted different clips: { {k: len(v) for k, v in clips.items()} }")
     median = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
     one_task_best = min(median[k] for k in variants if variants[k][0] == 1)
-    sharded = median[f"{shards}_tasks_1_thread"]
+    sharded_name = f"{shards}_tasks_1_thread"
+    sharded = median[sharded_name]
+    paired = [  # per repeat: the faster one-task run over the sharded run of the same round
+        min(runs[k][i]["wall_s"] for k in variants if variants[k][0] == 1) / runs[sharded_name][i]["wall_s"]
+        for i in range(repeat)
+    ]
     return {
         "clips": len(sample),
         "cores": cores,
@@ -242,6 +259,8 @@ def _sharded(cfg, encoder_dir: Path | None, corpus: Path, n_clips: int, shards: 
         "median_wall_s": median,
         "runs": runs,
         "speedup_vs_best_one_task": one_task_best / sharded,
+        "speedup_per_repeat": paired,
+        "median_cores_busy": {k: statistics.median(r["cores_busy"] for r in v) for k, v in runs.items()},
         "speedup_vs_one_task_1_thread": median["one_task_1_thread"] / sharded,
         "clips_identical": True,
         "note": "wall time from launching the task processes to the merged feature version (process start, imports, "
