@@ -72,7 +72,8 @@ test-all:
 # The image variables are cleared so the committed YAML names the default images.
 .PHONY: compile
 compile:
-	env -u CLIPGUARD_IMAGE -u CLIPGUARD_GPU_IMAGE $(PY) -m pipelines.compile
+	env -u CLIPGUARD_IMAGE -u CLIPGUARD_GPU_IMAGE $(PY) -m pipelines.compile --target cpu
+	env -u CLIPGUARD_IMAGE -u CLIPGUARD_GPU_IMAGE $(PY) -m pipelines.compile --target gpu
 
 corpus:
 	$(CG) data synth --out $(DATA) --seed $(SEED)

@@ -11,3 +11,8 @@ import os
 
 BASE_IMAGE = os.environ.get("CLIPGUARD_IMAGE", "clipguard-cpu:0.1.0")
 GPU_IMAGE = os.environ.get("CLIPGUARD_GPU_IMAGE", "clipguard-gpu:0.1.0")
+COMPILE_TARGET = os.environ.get("CLIPGUARD_COMPILE_TARGET", "cpu")
+"""``cpu`` (default) or ``gpu``: which cluster the pipelines are compiled for
+(``python -m pipelines.compile --target gpu``; see ``pipelines/resources.py``)."""
+if COMPILE_TARGET not in ("cpu", "gpu"):
+    raise ValueError(f"CLIPGUARD_COMPILE_TARGET must be cpu or gpu, got {COMPILE_TARGET!r}")

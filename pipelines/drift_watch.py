@@ -25,6 +25,7 @@ from kfp.dsl import Dataset, Model
 from components.drift_check.component import drift_check
 from components.extract_features.component import extract_features
 from components.send_alert.component import send_alert
+from pipelines.resources import sized
 from pipelines.retraining import add_retraining_steps
 from pipelines.training import add_data_steps
 
@@ -75,7 +76,7 @@ def drift_watch(
     projection.set_display_name("drift-projection")
     reference_root = dsl.importer(artifact_uri=reference_root_uri, artifact_class=Dataset, reimport=False)
     reference_root.set_display_name("reference-root")
-    current = extract_features(root=root, encoder=encoder.output, **common)
+    current = sized(extract_features(root=root, encoder=encoder.output, **common), "extract-features")
     check = drift_check(
         reference=reference.output,
         current=current.outputs["features"],

@@ -28,6 +28,7 @@ from kfp import dsl
 from kfp.dsl import Model
 
 from components.pretrain_encoders.component import pretrain_encoders
+from pipelines.resources import sized
 from pipelines.training import add_data_steps, add_model_steps, add_teacher_steps
 
 REFRESH_CONDITION = "refresh-encoders"
@@ -40,7 +41,10 @@ def add_retraining_steps(
     """Teacher, then (refreshed or reused) encoders and every model step, on a validated root."""
     cache = add_teacher_steps(root, seed, profile, overrides_json).outputs["outputs"]
     with dsl.If(refresh_encoders == True, name=REFRESH_CONDITION):  # noqa: E712 - a KFP condition
-        pretrain = pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json)
+        pretrain = sized(
+            pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json),
+            "pretrain-encoders",
+        )
         add_model_steps(root, pretrain.outputs["encoder"], cache, seed, family, promote_champion, profile, overrides_json)
     with dsl.Else(name=REUSE_CONDITION):
         encoder = dsl.importer(artifact_uri=encoder_uri, artifact_class=Model, reimport=False)

@@ -43,15 +43,11 @@ from components.teacher_cache.component import teacher_cache
 from components.teacher_sft.component import teacher_sft
 from components.training_set.component import training_set
 from components.validate_data.component import validate_data
+from pipelines.resources import service_step, sized
 
 GATE_CONDITION = "gate-passed"
 EXTRACT_LOOP = "extract-shards"
 PROMOTE_CONDITION = "promote-champion"
-
-
-def _no_cache(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """Steps with effects outside their artifacts (Feast, MLflow, alerts) always run."""
-    return task.set_caching_options(False)
 
 
 def add_data_steps(data_root, profile, overrides_json) -> dsl.PipelineTask:
@@ -64,8 +60,9 @@ def add_data_steps(data_root, profile, overrides_json) -> dsl.PipelineTask:
 
 def add_teacher_steps(root, seed, profile, overrides_json) -> dsl.PipelineTask:
     """Teacher SFT and its cached outputs; returns the cache task."""
-    teacher = teacher_sft(root=root, seed=seed, profile=profile, overrides_json=overrides_json)
-    return teacher_cache(root=root, teacher=teacher.outputs["teacher"], profile=profile, overrides_json=overrides_json)
+    teacher = sized(teacher_sft(root=root, seed=seed, profile=profile, overrides_json=overrides_json), "teacher-sft")
+    cache = teacher_cache(root=root, teacher=teacher.outputs["teacher"], profile=profile, overrides_json=overrides_json)
+    return sized(cache, "teacher-cache")
 
 
 def add_extract_steps(root, encoder, profile, overrides_json) -> dsl.PipelineTask:
@@ -75,7 +72,7 @@ def add_extract_steps(root, encoder, profile, overrides_json) -> dsl.PipelineTas
     common = {"profile": profile, "overrides_json": overrides_json}
     shards = feature_shards(**common)
     with dsl.ParallelFor(items=shards.output, name=EXTRACT_LOOP) as shard:
-        part = extract_features(root=root, encoder=encoder, shard=shard, **common)
+        part = sized(extract_features(root=root, encoder=encoder, shard=shard, **common), "extract-features")
     return merge_features(root=root, parts=dsl.Collected(part.outputs["features"]))
 
 
@@ -86,13 +83,17 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
     common = {"profile": profile, "overrides_json": overrides_json}
     extract = add_extract_steps(root, encoder, profile, overrides_json)
     features = extract.outputs["features"]
-    materialize = _no_cache(materialize_features(features=features, **common))
-    pairs = _no_cache(training_set(root=root, features=features, feast_store=materialize.outputs["feast_store"], **common))
+    materialize = service_step(materialize_features(features=features, **common))
+    pairs = service_step(training_set(root=root, features=features, feast_store=materialize.outputs["feast_store"], **common))
     projection = fit_drift_projection(reference=features, root=root, **common)
-    student = student_distill(root=root, features=features, teacher_outputs=teacher_outputs, seed=seed, **common)
-    index = build_index(features=features, **common)
-    evaluation = evaluate_student(root=root, features=features, student=student.outputs["student"], **common)
-    register = _no_cache(
+    student = sized(
+        student_distill(root=root, features=features, teacher_outputs=teacher_outputs, seed=seed, **common), "student-distill"
+    )
+    index = sized(build_index(features=features, **common), "build-index")
+    evaluation = sized(
+        evaluate_student(root=root, features=features, student=student.outputs["student"], **common), "evaluate-student"
+    )
+    register = service_step(
         register_model(
             model=student.outputs["student"],
             evaluation=evaluation.outputs["evaluation"],
@@ -101,8 +102,8 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
             index_version=index.outputs["Output"],
             **common,
         )
-    ).set_retry(num_retries=2)
-    gate = _no_cache(gate_model(version=register.output, root=root, features=features, family=family, **common))
+    )
+    gate = service_step(gate_model(version=register.output, root=root, features=features, family=family, **common))
     tasks = {
         "extract": extract,
         "materialize": materialize,
@@ -116,9 +117,9 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
     }
     with dsl.If(gate.outputs["Output"] == True, name=GATE_CONDITION):  # noqa: E712 - a KFP condition, not a Python test
         with dsl.If(promote_champion == True, name=PROMOTE_CONDITION):  # noqa: E712
-            promote = _no_cache(promote_model(version=register.output, family=family, **common))
+            promote = service_step(promote_model(version=register.output, family=family, **common))
             tasks["promote"] = promote
-            tasks["package"] = _no_cache(package_bento(version=promote.outputs["Output"], family=family, **common))
+            tasks["package"] = service_step(package_bento(version=promote.outputs["Output"], family=family, **common))
     return tasks
 
 
@@ -153,7 +154,10 @@ def training(
     """
     root_task = add_data_steps(data_root, profile, overrides_json)
     root = root_task.outputs["root"]
-    pretrain = pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json)
+    pretrain = sized(
+        pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json),
+        "pretrain-encoders",
+    )
     cache = add_teacher_steps(root, seed, profile, overrides_json)
     tasks = add_model_steps(
         root, pretrain.outputs["encoder"], cache.outputs["outputs"], seed, family, promote_champion, profile, overrides_json

@@ -52,13 +52,17 @@ def _base(task_name: str) -> str:
     return re.sub(r"-\d+$", "", task_name)
 
 
-def test_compiled_yaml_is_current(fresh_compiled: Path) -> None:
-    committed = sorted(p.name for p in COMPILED_DIR.glob("*.yaml"))
+@pytest.mark.parametrize("target", ["cpu", "gpu"])
+def test_compiled_yaml_is_current(fresh_compiled: Path, target: str) -> None:
+    sub = "" if target == "cpu" else target
+    committed = sorted(p.name for p in (COMPILED_DIR / sub).glob("*.yaml"))
     assert committed == sorted(f"{name}.yaml" for name in PIPELINES), "run `make compile`"
     for name in PIPELINES:
-        fresh = _normalised((fresh_compiled / f"{name}.yaml").read_text())
-        old = _normalised((COMPILED_DIR / f"{name}.yaml").read_text())
-        assert fresh == old, f"pipelines/compiled/{name}.yaml is stale: run `make compile` and commit it"
+        fresh = _normalised((fresh_compiled / sub / f"{name}.yaml").read_text())
+        old = _normalised((COMPILED_DIR / sub / f"{name}.yaml").read_text())
+        assert fresh == old, (
+            f"pipelines/compiled/{sub + '/' if sub else ''}{name}.yaml is stale: run `make compile` and commit it"
+        )
 
 
 TRAINING_STEPS = {
@@ -249,7 +253,7 @@ def test_retraining_reuses_or_refreshes_encoders(fresh_compiled: Path) -> None:
 
 
 def test_components_run_on_the_clipguard_image(fresh_compiled: Path) -> None:
-    for name in PIPELINES:
+    for name in PIPELINES:  # the cpu target: every step on the CPU image
         executors = _doc(fresh_compiled / f"{name}.yaml")["deploymentSpec"]["executors"]
         for label, spec in executors.items():
             if "container" not in spec:
@@ -278,3 +282,43 @@ def test_every_run_alerts_when_it_fails(fresh_compiled: Path, name: str) -> None
     # the group holds the whole pipeline: every step is inside it
     inside = doc["components"][group["componentRef"]["name"]]["dag"]["tasks"]
     assert len(inside) == 1 and "dag" in doc["components"][next(iter(inside.values()))["componentRef"]["name"]]
+
+
+def _executors(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Container executors by their step name (``exec-teacher-sft`` -> ``teacher-sft``)."""
+    out = {}
+    for label, spec in doc["deploymentSpec"]["executors"].items():
+        if "container" in spec:
+            out[_base(label.removeprefix("exec-"))] = spec["container"]
+    return out
+
+
+@pytest.mark.parametrize("name", ["training", "retraining", "drift_watch"])
+def test_heavy_steps_request_resources_and_only_the_gpu_target_asks_for_gpus(fresh_compiled: Path, name: str) -> None:
+    from pipelines.resources import STEP_RESOURCES
+
+    for target in ("cpu", "gpu"):
+        executors = _executors(_doc(fresh_compiled / ("" if target == "cpu" else "gpu") / f"{name}.yaml"))
+        sized = {step: spec for step, spec in executors.items() if step in STEP_RESOURCES}
+        assert "extract-features" in sized
+        for step, spec in sized.items():
+            want, got = STEP_RESOURCES[step], spec["resources"]
+            assert (got["resourceCpuRequest"], got["resourceMemoryLimit"]) == (want.cpu, want.memory_limit), step
+            gpu = target == "gpu" and want.gpus > 0
+            assert ("accelerator" in got) == gpu, (target, step)
+            assert spec["image"] == ("clipguard-gpu:0.1.0" if gpu else "clipguard-cpu:0.1.0"), (target, step)
+            if gpu:
+                assert got["accelerator"]["resourceType"] == "nvidia.com/gpu" and got["accelerator"]["resourceCount"] == "1"
+        assert {"teacher-sft", "teacher-cache"} <= set(sized)  # drift_watch: in its nested retraining
+
+
+@pytest.mark.parametrize("name", ["training", "retraining", "drift_watch"])
+def test_steps_that_talk_to_services_retry_with_backoff(fresh_compiled: Path, name: str) -> None:
+    tasks = _tasks(_doc(fresh_compiled / f"{name}.yaml"))
+    service_steps = {"materialize-features", "training-set", "register-model", "gate-model", "promote-model", "package-bento"}
+    found = {n: t for n, t in tasks.items() if _base(n) in service_steps}
+    assert {_base(n) for n in found} == service_steps
+    for n, task in found.items():
+        policy = task["retryPolicy"]
+        assert policy["maxRetryCount"] == 3 and policy["backoffDuration"] == "30s", n
+        assert task["cachingOptions"] == {}, n
