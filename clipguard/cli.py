@@ -887,13 +887,17 @@ def pipelines_schedule(
     cron: Annotated[str, typer.Option(help='crontab line (UTC), e.g. "0 3 * * *"')],
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="pipeline parameter key=value")] = None,
     experiment: Annotated[str, typer.Option(help="KFP experiment (created if missing)")] = "clipguard",
+    package_dir: Annotated[
+        Optional[Path], typer.Option(help="compiled packages (default pipelines/compiled; GPU cluster: pipelines/compiled/gpu)")
+    ] = None,
 ) -> None:
     """Create a recurring run of the compiled pipeline on a KFP cluster."""
     _pipelines_pkg()
+    from pipelines.compile import COMPILED_DIR
     from pipelines.schedule import create_schedule
 
     try:
-        run = create_schedule(host, name, cron, _pipeline_params(ctx, param), experiment)
+        run = create_schedule(host, name, cron, _pipeline_params(ctx, param), experiment, package_dir=package_dir or COMPILED_DIR)
     except (KeyError, ValueError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e

@@ -1,9 +1,9 @@
 """Typed configuration with profiles.
 
 One pydantic model, :class:`Config`, loaded from ``clipguard/configs/<profile>.yaml`` (``local`` by
-default, ``gpu`` for paper-scale sizes). A profile file may ``extends:`` another one; later
-values override earlier ones, and ``overrides`` (dotted keys, e.g. from CLI flags) win over
-both. Every step of the pipeline reads its parameters from here.
+default, ``gpu`` for paper-scale sizes). A profile file may ``extends:`` another one, or a
+list of them (merged in order: ``extends: [gpu, k8s-services]``); later values override
+earlier ones, and ``overrides`` (dotted keys, e.g. from CLI flags) win over both. Every step of the pipeline reads its parameters from here.
 """
 
 from __future__ import annotations
@@ -736,9 +736,12 @@ def _read_profile(name: str, config_dir: Path, seen: tuple[str, ...] = ()) -> di
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping")
-    parent = raw.pop("extends", None)
-    if parent:
-        raw = _deep_merge(_read_profile(parent, config_dir, (*seen, name)), raw)
+    parents = raw.pop("extends", None) or []
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:  # later parents win, the profile last
+        merged = _deep_merge(merged, _read_profile(parent, config_dir, (*seen, name)))
+    if merged:
+        raw = _deep_merge(merged, raw)
     raw["profile"] = name
     return raw
 

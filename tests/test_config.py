@@ -34,7 +34,7 @@ def test_overrides_win_and_are_validated():
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(FileNotFoundError, match="known: cluster, demo, gpu, local"):
+    with pytest.raises(FileNotFoundError, match="known: cluster, demo, gpu, k8s, k8s-gpu, k8s-services, local"):
         load_config("nope")
 
 
@@ -52,3 +52,22 @@ def test_parse_overrides():
     assert parse_overrides(["a.b=2", "c=x", "d=[1, 2]"]) == {"a.b": 2, "c": "x", "d": [1, 2]}
     with pytest.raises(ValueError):
         parse_overrides(["novalue"])
+
+
+def test_a_profile_extends_a_list_in_order_and_the_k8s_profiles_share_their_services():
+    k8s, k8s_gpu, gpu = load_config("k8s"), load_config("k8s-gpu"), load_config("gpu")
+    for cfg in (k8s, k8s_gpu):  # the services fragment came last
+        assert cfg.registry.tracking_uri == "http://mlflow:5000"
+        assert cfg.feast.online_store == "redis" and cfg.feast.redis_connection_string.startswith("redis:6379")
+        assert cfg.feast.registry_url is not None and "@postgres:5432/feast" in cfg.feast.registry_url
+        assert cfg.work_dir == "/srv/clipguard/runs"
+    assert k8s_gpu.encoders == gpu.encoders and k8s.encoders == load_config("cluster").encoders
+    assert k8s.encoders != gpu.encoders and (k8s.profile, k8s_gpu.profile) == ("k8s", "k8s-gpu")
+
+
+def test_later_parents_win(tmp_path):
+    (tmp_path / "a.yaml").write_text("seed: 1\nwork_dir: a\n")
+    (tmp_path / "b.yaml").write_text("seed: 2\n")
+    (tmp_path / "c.yaml").write_text("extends: [a, b]\n")
+    cfg = load_config("c", config_dir=tmp_path)
+    assert (cfg.seed, cfg.work_dir, cfg.profile) == (2, "a", "c")

@@ -82,14 +82,19 @@ def test_cli_run_merges_profile_and_set(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_cli_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.compile import COMPILED_DIR
+
     calls: list[tuple] = []
     monkeypatch.setattr(
         "pipelines.schedule.create_schedule",
-        lambda *args, **kwargs: calls.append(args) or SimpleNamespace(recurring_run_id="rr-9"),
+        lambda *args, **kwargs: calls.append((*args, kwargs)) or SimpleNamespace(recurring_run_id="rr-9"),
     )
     result = CliRunner().invoke(
         app, ["pipelines", "schedule", "training", "--host", "http://kfp", "--cron", "0 2 * * 0", "-p", "data_root=s3://c"]
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("rr-9")
-    assert calls == [("http://kfp", "training", "0 2 * * 0", {"data_root": "s3://c"}, "clipguard")]
+    assert calls == [("http://kfp", "training", "0 2 * * 0", {"data_root": "s3://c"}, "clipguard", {"package_dir": COMPILED_DIR})]
+    gpu = ["pipelines", "schedule", "training", "--host", "h", "--cron", "0 2 * * 0", "--package-dir", str(COMPILED_DIR / "gpu")]
+    assert CliRunner().invoke(app, gpu).exit_code == 0
+    assert calls[-1][-1] == {"package_dir": COMPILED_DIR / "gpu"}
