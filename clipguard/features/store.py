@@ -419,10 +419,7 @@ def online_features(
     if not ids:
         return {}
     response = store.get_online_features(features=feature_refs(views), entity_rows={"clip_id": ids}, full_feature_names=True)
-    # Read Feast's response proto directly: OnlineResponse.to_dict() turns every float
-    # of every vector into a Python object, the largest cost of a 64-clip read.
-    proto = response.proto
-    results = {name: proto.results[i].values for i, name in enumerate(proto.metadata.feature_names.val)}
+    columns = response.to_dict()  # Feast's own conversion of its response (None where a view has no row)
     vectors = set(VIEW_VECTOR.values())
 
     out: dict[str, dict[str, Any] | None] = {}
@@ -430,47 +427,15 @@ def online_features(
         row: dict[str, Any] = {}
         found = False
         for v in views:
-            present = results[f"{v}__{VIEW_VECTOR[v]}"][i].WhichOneof("val") is not None
+            present = columns[f"{v}__{VIEW_VECTOR[v]}"][i] is not None
             found |= present
             for f in VIEW_FEATURES[v]:
                 if row.get(f) is not None:
                     continue  # array_file/encoder_version: already read from another view
-                value = results[f"{v}__{f}"][i] if present else None
-                row[f] = _python_value(value, vector=f in vectors) if value is not None else None
+                value = columns[f"{v}__{f}"][i] if present else None
+                row[f] = np.asarray(value, dtype=np.float32) if value is not None and f in vectors else value
         out[clip_id] = row if found else None
     return out
-
-
-def _python_value(value: Any, *, vector: bool) -> Any:
-    """A Feast ``Value`` proto as a Python scalar, or a float32 array for a vector."""
-    kind = value.WhichOneof("val")
-    if kind is None:
-        return None
-    if vector:
-        return _float_array(value.float_list_val)
-    return getattr(value, kind)
-
-
-def _float_array(float_list: Any) -> np.ndarray:
-    """A Feast ``FloatList`` proto as a float32 array, without a Python float per element.
-
-    proto3 encodes ``repeated float val = 1`` packed: tag ``0x0a``, a varint byte
-    length, then little-endian float32s, which ``np.frombuffer`` reads directly. Any
-    other layout falls back to the element-wise copy.
-    """
-    raw = float_list.SerializeToString()
-    if raw and raw[0] == 0x0A:
-        length, shift, pos = 0, 0, 1
-        while pos < len(raw):
-            byte = raw[pos]
-            length |= (byte & 0x7F) << shift
-            pos += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-        if pos + length == len(raw) and length % 4 == 0:
-            return np.frombuffer(raw, dtype="<f4", count=length // 4, offset=pos).astype(np.float32)
-    return np.asarray(list(float_list.val), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- training set
