@@ -6,8 +6,10 @@ pass of the transformer (truncated at the model's ``max_seq_length``, 256 for Mi
 * token embeddings: the first ``max_tokens`` (``cfg.features.text_max_tokens``, 64 as in
   MatchLite) contextual token states, 384-d, with their count;
 * the sentence embedding: the model's own pooling (mean over tokens for MiniLM) of all
-  tokens, L2-normalised — the same vector as ``SentenceTransformer.encode(...,
-  normalize_embeddings=True)``.
+  tokens, L2-normalised — ``SentenceTransformer.encode(..., normalize_embeddings=True)``.
+
+Tokenizer, transformer and pooling are the ``SentenceTransformer`` of the model directory
+(its ``modules.json``), not re-implemented here.
 
 The model is loaded from a local directory only (``cfg.encoders.text_model_path``, else
 ``<checkpoint_dir>/minilm-multilingual`` when present, else the weights bundled in the
@@ -17,7 +19,6 @@ The model is loaded from a local directory only (``cfg.encoders.text_model_path`
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +31,6 @@ from clipguard.core.io import directory_fingerprint
 
 TEXT_CHECKPOINT_SUBDIR = "minilm-multilingual"
 """``cfg.encoders.checkpoint_dir/<this>``: a sentence-transformers directory (gpu profile)."""
-
-_POOLING_MODES = {
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-}
-
 
 def clip_text(title: str | None, ocr: str | None, asr: str | None) -> str:
     """The text a clip is encoded from: its non-empty title, OCR and ASR, in that order."""
@@ -58,27 +52,6 @@ def resolve_text_model_path(enc: EncoderConfig) -> Path:
     return Path(get_model_path()).resolve()
 
 
-def _sentence_transformers_layout(model_dir: Path) -> tuple[Path, str, int]:
-    """(transformer subfolder, pooling mode, max_seq_length) of a sentence-transformers dir."""
-    transformer_dir, pooling, max_len = model_dir, "mean", 256
-    modules = model_dir / "modules.json"
-    if modules.is_file():
-        for m in json.loads(modules.read_text()):
-            if m.get("type", "").endswith("Transformer"):
-                transformer_dir = model_dir / m.get("path", "")
-            elif m.get("type", "").endswith("Pooling"):
-                pcfg = json.loads((model_dir / m["path"] / "config.json").read_text())
-                enabled = [k for k, v in pcfg.items() if k.startswith("pooling_mode_") and v is True]
-                if len(enabled) != 1 or enabled[0] not in _POOLING_MODES:
-                    raise ValueError(f"{model_dir}: unsupported pooling configuration {pcfg}")
-                pooling = _POOLING_MODES[enabled[0]]
-    for name in ("sentence_bert_config.json", "sentence_xlnet_config.json"):
-        st_cfg = transformer_dir / name
-        if st_cfg.is_file():
-            max_len = int(json.loads(st_cfg.read_text()).get("max_seq_length", max_len))
-    return transformer_dir, pooling, max_len
-
-
 @dataclass(frozen=True)
 class TextFeatures:
     """Text features of a batch of clips."""
@@ -90,22 +63,24 @@ class TextFeatures:
 
 
 class TextEncoder(nn.Module):
-    """A frozen sentence-transformers model: token states and the pooled sentence embedding."""
+    """A frozen ``SentenceTransformer``: its token states and its pooled sentence embedding."""
 
     def __init__(self, model_dir: str | Path, max_tokens: int = 64) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from sentence_transformers import SentenceTransformer
 
         super().__init__()
         self.model_dir = Path(model_dir).resolve()
-        transformer_dir, self.pooling, self.max_seq_length = _sentence_transformers_layout(self.model_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(transformer_dir), local_files_only=True)
+        self.model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
         self.model.eval().requires_grad_(False)
+        self.max_seq_length = int(self.model.max_seq_length)
         self.max_tokens = int(max_tokens)
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        dim = self.model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"{self.model_dir}: the sentence-transformers model does not say its embedding size")
+        return int(dim)
 
     @property
     def fingerprint(self) -> str:
@@ -113,23 +88,16 @@ class TextEncoder(nn.Module):
 
     @torch.inference_mode()
     def encode(self, texts: Iterable[str]) -> TextFeatures:
-        """Encode texts (already joined, see :func:`clip_text`) in one padded batch."""
+        """Encode texts (already joined, see :func:`clip_text`) in one padded batch: the model's
+        own tokenizer (truncating at ``max_seq_length``), transformer and pooling modules."""
         texts = list(texts)
         if not texts:
             raise ValueError("encode: no texts")
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt")
-        states = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].bool()
-        if self.pooling == "mean":
-            m = mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
-        elif self.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
+        out = self.model(self.model.tokenize(texts))
+        states, mask = out["token_embeddings"], out["attention_mask"].bool()
         lengths = mask.sum(dim=1).clamp(max=self.max_tokens).tolist()
         tokens = [states[i, :n].clone() for i, n in enumerate(lengths)]
-        return TextFeatures(tokens, nn.functional.normalize(pooled, dim=-1))
+        return TextFeatures(tokens, nn.functional.normalize(out["sentence_embedding"], dim=-1))
 
 
 @functools.lru_cache(maxsize=2)
