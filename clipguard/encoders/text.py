@@ -72,6 +72,8 @@ class TextEncoder(nn.Module):
         self.model_dir = Path(model_dir).resolve()
         self.model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
         self.model.eval().requires_grad_(False)
+        if self.model.max_seq_length is None:
+            raise ValueError(f"{self.model_dir}: the sentence-transformers model has no max_seq_length")
         self.max_seq_length = int(self.model.max_seq_length)
         self.max_tokens = int(max_tokens)
 
