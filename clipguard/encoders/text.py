@@ -32,6 +32,7 @@ from clipguard.core.io import directory_fingerprint
 TEXT_CHECKPOINT_SUBDIR = "minilm-multilingual"
 """``cfg.encoders.checkpoint_dir/<this>``: a sentence-transformers directory (gpu profile)."""
 
+
 def clip_text(title: str | None, ocr: str | None, asr: str | None) -> str:
     """The text a clip is encoded from: its non-empty title, OCR and ASR, in that order."""
     parts = [p.strip() for p in (title, ocr, asr) if p and p.strip()]

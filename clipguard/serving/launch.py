@@ -84,8 +84,10 @@ def local_server(
     log_path: str | Path,
     port: int | None = None,
     ready_timeout_s: float = 180.0,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalServer]:
-    """Start the service on 127.0.0.1, wait until it is ready, stop it on exit.
+    """Start the service on 127.0.0.1, wait until it is ready, stop it on exit. ``env`` is
+    added to this process's environment (e.g. ``CLIPGUARD_ADMIN_TOKEN``).
 
     Raises:
         RuntimeError: the server exited, its model failed to load, or it was not ready
@@ -100,7 +102,7 @@ def local_server(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"},
+            env={**os.environ, **(env or {}), "BENTOML_DO_NOT_TRACK": "True"},
             start_new_session=True,
         )
     server = LocalServer(f"http://127.0.0.1:{port}", process, log_path)

@@ -9,7 +9,8 @@ Routes (POST, JSON; every scoring and search response carries ``model_version``,
     /rci/score_media    multipart: query, candidate (video files)[, query_text, candidate_text] -> PairScore
     /rci/search         {"clip_id", "k"} -> SearchResponse (top-k of the index, each scored)
     /rci/search_media   multipart: video[, k, text] -> SearchResponse
-    /rci/reload         {} -> HealthResponse (check the champion alias now)
+    /rci/reload         {} -> HealthResponse (check the champion alias now; needs
+                        Authorization: Bearer $CLIPGUARD_ADMIN_TOKEN, else 401 / 403)
     /health             {} -> HealthResponse (loading / ready / failed, versions, batch counters)
 
 plus BentoML's ``GET /readyz`` (200 once the model is loaded) and ``GET /livez``.
@@ -60,7 +61,7 @@ from bentoml.exceptions import BentoMLException
 from pydantic import AfterValidator, StringConstraints
 
 from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError, ServingError
-from clipguard.serving.middleware import MULTIPART_OVERHEAD_BYTES, UploadLimitMiddleware
+from clipguard.serving.middleware import MULTIPART_OVERHEAD_BYTES, UploadLimitMiddleware, WriteAuthMiddleware
 from clipguard.serving.runtime import ServingRuntime, config_from_arguments
 from clipguard.serving.schemas import ClipId, HealthResponse, PairRequest, PairScore, SearchResponse
 
@@ -197,6 +198,9 @@ class ClipGuard:
 
 
 # @bentoml.service turned the class into a bentoml.Service (mypy does not apply class decorators)
+WRITE_ROUTES = frozenset({"/rci/reload"})
+"""Routes that change what the service serves: the admin token is required (WriteAuthMiddleware)."""
+ClipGuard.add_asgi_middleware(WriteAuthMiddleware, routes=WRITE_ROUTES)  # type: ignore[attr-defined]
 ClipGuard.add_asgi_middleware(  # type: ignore[attr-defined]
     UploadLimitMiddleware,
     limits={

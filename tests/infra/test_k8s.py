@@ -92,6 +92,7 @@ def test_the_service_is_probed_sized_autoscaled_and_serves_the_champion() -> Non
     env = _env(container, docs)
     assert env["CLIPGUARD_PROFILE"] == "k8s" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["PGPASSWORD"] == {"secretKeyRef": {"name": "clipguard-postgres", "key": "password"}}
+    assert env["CLIPGUARD_ADMIN_TOKEN"]["secretKeyRef"]["name"] == "clipguard-admin"  # writes: a token from a Secret
     hpa = _one(docs, "HorizontalPodAutoscaler", "clipguard-service")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "clipguard-service" and hpa["spec"]["minReplicas"] >= 2
     # the service's profile points at the services the manifests run

@@ -306,3 +306,39 @@ def test_load_freezes_the_loaded_heap_only_when_asked(pair_world: ServingWorld) 
         assert rt.score_pairs([(pair_world.clip_ids[0], pair_world.clip_ids[1])])[0].score >= 0
     finally:
         gc.unfreeze()
+
+
+def test_writes_need_the_admin_token_and_are_disabled_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from clipguard.serving.middleware import ADMIN_TOKEN_ENV, WriteAuthMiddleware
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def status(app: WriteAuthMiddleware, path: str, authorization: bytes | None = None) -> tuple[int, dict]:
+        sent: list[dict] = []
+        headers = [(b"authorization", authorization)] if authorization is not None else []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        asyncio.run(app({"type": "http", "path": path, "headers": headers}, receive, send))
+        body = sent[-1]["body"]
+        return sent[0]["status"], (json.loads(body) if body != b"ok" else {})
+
+    monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
+    closed = WriteAuthMiddleware(inner, routes={"/rci/reload"})
+    code, body = status(closed, "/rci/reload", b"Bearer anything")
+    assert code == 403 and ADMIN_TOKEN_ENV in body["error"]
+    assert status(closed, "/rci/score")[0] == 200  # reads are open
+
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "s3cret")
+    guarded = WriteAuthMiddleware(inner, routes={"/rci/reload"})
+    assert status(guarded, "/rci/reload", b"Bearer s3cret")[0] == 200
+    for bad in (None, b"Bearer s3cre", b"s3cret", b"Bearer s3cret "):
+        assert status(guarded, "/rci/reload", bad)[0] == 401, bad

@@ -19,6 +19,7 @@ from clipguard.serving.launch import LocalServer, local_server
 from tests.serving.conftest import DATA_VERSION, THRESHOLD, ServingWorld
 
 MAX_UPLOAD = 4096
+ADMIN_TOKEN = "test-admin-token-5f2c"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,9 @@ def server(pair_world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -
         "serving.max_pairs_per_request": 8,
         "serving.max_latency_ms": 10_000,  # a busy test machine must not shed load (503) here
     }
-    with local_server(arguments, tmp_path_factory.mktemp("server") / "server.log") as s:
+    with local_server(
+        arguments, tmp_path_factory.mktemp("server") / "server.log", env={"CLIPGUARD_ADMIN_TOKEN": ADMIN_TOKEN}
+    ) as s:
         yield s
 
 
@@ -126,6 +129,17 @@ def test_concurrent_requests_are_batched(client: bentoml.SyncHTTPClient, server:
     assert pairs == 48 and calls < pairs  # adaptive batches of more than one request
 
 
-def test_reload_of_a_fixed_model_keeps_it(client: bentoml.SyncHTTPClient) -> None:
-    health = client.reload()
+def test_reload_of_a_fixed_model_keeps_it(server: LocalServer) -> None:
+    answer = httpx.post(f"{server.url}/rci/reload", json={}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    health = answer.json()
     assert health["status"] == "ready" and health["reloads"] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": ADMIN_TOKEN}])
+def test_a_write_without_the_admin_token_is_refused(server: LocalServer, headers: dict[str, str]) -> None:
+    """Missing, wrong and malformed (no ``Bearer``) tokens: 401 naming the fix; reads stay open."""
+    answer = httpx.post(f"{server.url}/rci/reload", json={}, headers=headers, timeout=30)
+    assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Bearer")
+    assert "CLIPGUARD_ADMIN_TOKEN" in answer.json()["error"]
+    assert httpx.post(f"{server.url}/health", json={}, timeout=30).status_code == 200
