@@ -10,9 +10,9 @@ clips, in several variants:
 - ``library``: :func:`clipguard.features.store.online_features` (all four views,
   ``{clip_id: {feature: numpy}}``), what clipguard code calls;
 - ``library_embedding_view``: the same for ``clip_embedding`` only (what retrieval reads);
-- ``library_service_views``: the same for the views the service reads
-  (:attr:`clipguard.serving.features.FeastFeatureSource.VIEWS`: the embedding and the visual
-  view, whose row names the clip's token shard);
+- ``library_service_views``: the same for what the service reads
+  (:attr:`clipguard.serving.features.FeastFeatureSource.VIEWS` / ``FEATURES``: the embedding,
+  and from the visual view the clip's token shard);
 - ``feast_4_views``: ``FeatureStore.get_online_features`` on all four views, response
   converted with ``to_dict()``;
 - ``feast_4_views_proto``: the same call, response left as Feast's protobuf;
@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         variants: dict[str, Callable[[list[str]], Any]] = {
             "library": lambda req: online_features(store, req),
             "library_embedding_view": lambda req: online_features(store, req, views=["clip_embedding"]),
-            "library_service_views": lambda req: online_features(store, req, views=FeastFeatureSource.VIEWS),
+            "library_service_views": lambda req: online_features(
+                store, req, FeastFeatureSource.VIEWS, FeastFeatureSource.FEATURES
+            ),
             "feast_4_views": feast_call(refs_all, True),
             "feast_4_views_proto": feast_call(refs_all, False),
             "feast_embedding_view": feast_call(refs_emb, True),

@@ -405,8 +405,13 @@ def online_features(
     store: FeatureStore,
     clip_ids: Sequence[str],
     views: Sequence[str] = VIEW_NAMES,
+    features: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any] | None]:
     """Latest online features of clips, via ``get_online_features``.
+
+    ``features`` limits the read to these features of ``views`` (default: all of them): Feast
+    converts every value it returns, so a caller reads only what it uses. A feature several
+    views carry (``array_file``, ``encoder_version``) is read from the first of ``views`` that has it.
 
     Returns:
         ``{clip_id: {feature: value}}`` in request order: pooled vectors as float32
@@ -415,26 +420,33 @@ def online_features(
         with no row in any requested view maps to ``None``.
     """
     views = list(views)
+    _check_views(views)
+    wanted = set(features) if features is not None else None
+    if wanted is not None:
+        unknown = sorted(wanted - {f for v in views for f in VIEW_FEATURES[v]})
+        if unknown:
+            raise ValueError(f"features {', '.join(unknown)} are in none of the views {', '.join(views)}")
+    reads: dict[str, list[str]] = {}  # view -> the features read from it
+    taken: set[str] = set()
+    for v in views:
+        reads[v] = [f for f in VIEW_FEATURES[v] if (wanted is None or f in wanted) and f not in taken]
+        taken.update(reads[v])
     ids = list(dict.fromkeys(clip_ids))
     if not ids:
         return {}
-    response = store.get_online_features(features=feature_refs(views), entity_rows={"clip_id": ids}, full_feature_names=True)
+    refs = [f"{v}:{f}" for v, fs in reads.items() for f in fs]
+    response = store.get_online_features(features=refs, entity_rows={"clip_id": ids}, full_feature_names=True)
     columns = response.to_dict()  # Feast's own conversion of its response (None where a view has no row)
     vectors = set(VIEW_VECTOR.values())
 
     out: dict[str, dict[str, Any] | None] = {}
     for i, clip_id in enumerate(ids):
         row: dict[str, Any] = {}
-        found = False
-        for v in views:
-            present = columns[f"{v}__{VIEW_VECTOR[v]}"][i] is not None
-            found |= present
-            for f in VIEW_FEATURES[v]:
-                if row.get(f) is not None:
-                    continue  # array_file/encoder_version: already read from another view
-                value = columns[f"{v}__{f}"][i] if present else None
+        for v, fs in reads.items():
+            for f in fs:
+                value = columns[f"{v}__{f}"][i]
                 row[f] = np.asarray(value, dtype=np.float32) if value is not None and f in vectors else value
-        out[clip_id] = row if found else None
+        out[clip_id] = row if any(value is not None for value in row.values()) else None
     return out
 
 

@@ -114,6 +114,8 @@ class FeastFeatureSource(FeatureSource):
 
     kind = "feast"
     VIEWS = ("clip_embedding", "clip_visual")
+    FEATURES = ("clip_embedding", "encoder_version", "array_file")
+    """what :meth:`locate` uses: the embedding and, from the visual view, the clip's token shard"""
 
     def __init__(self, root: Path, encoder_version: str, cfg: Config) -> None:
         self.root = root
@@ -126,7 +128,7 @@ class FeastFeatureSource(FeatureSource):
 
     def locate(self, clip_ids: Sequence[str]) -> dict[str, ClipRef]:
         out = {}
-        for c, row in online_features(self._store, list(clip_ids), self.VIEWS).items():
+        for c, row in online_features(self._store, list(clip_ids), self.VIEWS, self.FEATURES).items():
             if row is None or row.get("array_file") is None:
                 continue
             if row.get("encoder_version") not in (None, self.encoder_version):

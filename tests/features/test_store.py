@@ -275,6 +275,13 @@ def test_online_reads_latest_vectors_after_materialize(tmp_path: Path, feast_cfg
     partial = online_features(store, ["clip069", "unknown"], views=["clip_text"])
     assert partial["unknown"] is None
     assert set(_found(partial, "clip069")) == set(VIEW_FEATURES["clip_text"])
+    # only what a caller uses (the service): a shared feature is read from the first view
+    few = online_features(store, batch[:3] + ["unknown"], ["clip_embedding", "clip_visual"], ["clip_embedding", "array_file"])
+    assert set(_found(few, batch[0])) == {"clip_embedding", "array_file"} and few["unknown"] is None
+    np.testing.assert_array_equal(_found(few, batch[0])["clip_embedding"], _found(many, batch[0])["clip_embedding"])
+    assert _found(few, batch[0])["array_file"] == _found(many, batch[0])["array_file"]
+    with pytest.raises(ValueError, match="in none of the views"):
+        online_features(store, batch[:1], ["clip_text"], ["clip_embedding"])
 
 
 def test_materialize_is_incremental(tmp_path: Path, feast_cfg: FeastConfig) -> None:
