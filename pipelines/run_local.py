@@ -80,6 +80,8 @@ def run_pipeline(
     with warnings.catch_warnings():
         # kfp warns that our base image is not a python image: the subprocess runner ignores images.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+        # ... and the pod resources of pipelines/resources.py (for a cluster) have no effect here
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*", category=UserWarning)
         return pipeline(**args)
 
 
