@@ -76,7 +76,7 @@ def drift_watch(
     projection.set_display_name("drift-projection")
     reference_root = dsl.importer(artifact_uri=reference_root_uri, artifact_class=Dataset, reimport=False)
     reference_root.set_display_name("reference-root")
-    current = sized(extract_features(root=root, encoder=encoder.output, **common), "extract-features")
+    current = sized(extract_features(root=root, encoder=encoder.output, **common))
     check = drift_check(
         reference=reference.output,
         current=current.outputs["features"],

@@ -37,15 +37,15 @@ STEP_RESOURCES: dict[str, Resources] = {
     "build-index": Resources("2", "8Gi", "4", "16Gi"),
     "evaluate-student": Resources("2", "4Gi", "4", "8Gi"),
 }
-"""Requests / limits per step (the task's display name)."""
+"""Requests / limits per step (the component's name)."""
 
 SERVICE_RETRIES = {"num_retries": 3, "backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 """KFP retry policy of every step that talks to a service (MLflow, Feast's Redis and registry)."""
 
 
-def sized(task: dsl.PipelineTask, step: str, target: str = COMPILE_TARGET) -> dsl.PipelineTask:
-    """``task`` with the requests and limits of ``step`` (and, for the ``gpu`` target, its GPU and image)."""
-    r = STEP_RESOURCES[step]
+def sized(task: dsl.PipelineTask, target: str = COMPILE_TARGET) -> dsl.PipelineTask:
+    """``task`` with the requests and limits of its step (and, for the ``gpu`` target, its GPU and image)."""
+    r = STEP_RESOURCES[task.component_spec.name]
     task.set_cpu_request(r.cpu).set_cpu_limit(r.cpu_limit).set_memory_request(r.memory).set_memory_limit(r.memory_limit)
     if target == "gpu" and r.gpus:
         task.set_accelerator_type(ACCELERATOR).set_accelerator_limit(r.gpus).set_container_image(GPU_IMAGE)

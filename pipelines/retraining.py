@@ -42,8 +42,7 @@ def add_retraining_steps(
     cache = add_teacher_steps(root, seed, profile, overrides_json).outputs["outputs"]
     with dsl.If(refresh_encoders == True, name=REFRESH_CONDITION):  # noqa: E712 - a KFP condition
         pretrain = sized(
-            pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json),
-            "pretrain-encoders",
+            pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json)
         )
         add_model_steps(root, pretrain.outputs["encoder"], cache, seed, family, promote_champion, profile, overrides_json)
     with dsl.Else(name=REUSE_CONDITION):

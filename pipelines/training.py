@@ -60,9 +60,9 @@ def add_data_steps(data_root, profile, overrides_json) -> dsl.PipelineTask:
 
 def add_teacher_steps(root, seed, profile, overrides_json) -> dsl.PipelineTask:
     """Teacher SFT and its cached outputs; returns the cache task."""
-    teacher = sized(teacher_sft(root=root, seed=seed, profile=profile, overrides_json=overrides_json), "teacher-sft")
+    teacher = sized(teacher_sft(root=root, seed=seed, profile=profile, overrides_json=overrides_json))
     cache = teacher_cache(root=root, teacher=teacher.outputs["teacher"], profile=profile, overrides_json=overrides_json)
-    return sized(cache, "teacher-cache")
+    return sized(cache)
 
 
 def add_extract_steps(root, encoder, profile, overrides_json) -> dsl.PipelineTask:
@@ -72,7 +72,7 @@ def add_extract_steps(root, encoder, profile, overrides_json) -> dsl.PipelineTas
     common = {"profile": profile, "overrides_json": overrides_json}
     shards = feature_shards(**common)
     with dsl.ParallelFor(items=shards.output, name=EXTRACT_LOOP) as shard:
-        part = sized(extract_features(root=root, encoder=encoder, shard=shard, **common), "extract-features")
+        part = sized(extract_features(root=root, encoder=encoder, shard=shard, **common))
     return merge_features(root=root, parts=dsl.Collected(part.outputs["features"]))
 
 
@@ -86,13 +86,9 @@ def add_model_steps(root, encoder, teacher_outputs, seed, family, promote_champi
     materialize = service_step(materialize_features(features=features, **common))
     pairs = service_step(training_set(root=root, features=features, feast_store=materialize.outputs["feast_store"], **common))
     projection = fit_drift_projection(reference=features, root=root, **common)
-    student = sized(
-        student_distill(root=root, features=features, teacher_outputs=teacher_outputs, seed=seed, **common), "student-distill"
-    )
-    index = sized(build_index(features=features, **common), "build-index")
-    evaluation = sized(
-        evaluate_student(root=root, features=features, student=student.outputs["student"], **common), "evaluate-student"
-    )
+    student = sized(student_distill(root=root, features=features, teacher_outputs=teacher_outputs, seed=seed, **common))
+    index = sized(build_index(features=features, **common))
+    evaluation = sized(evaluate_student(root=root, features=features, student=student.outputs["student"], **common))
     register = service_step(
         register_model(
             model=student.outputs["student"],
@@ -154,10 +150,7 @@ def training(
     """
     root_task = add_data_steps(data_root, profile, overrides_json)
     root = root_task.outputs["root"]
-    pretrain = sized(
-        pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json),
-        "pretrain-encoders",
-    )
+    pretrain = sized(pretrain_encoders(root=root, mode=pretrain_mode, seed=seed, profile=profile, overrides_json=overrides_json))
     cache = add_teacher_steps(root, seed, profile, overrides_json)
     tasks = add_model_steps(
         root, pretrain.outputs["encoder"], cache.outputs["outputs"], seed, family, promote_champion, profile, overrides_json

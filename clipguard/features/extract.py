@@ -118,6 +118,11 @@ def shard_of(clip_id: str, num_shards: int) -> int:
     return int.from_bytes(digest, "big") % num_shards
 
 
+def _settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The settings keys whose values differ between ``a`` and ``b`` (either side may lack one)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def _check_settings(features_dir: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix settings in one directory; record them before the first clip is written."""
     path = features_dir / MANIFEST_FILE
@@ -126,7 +131,7 @@ def _check_settings(features_dir: Path, settings: dict[str, Any]) -> None:
         return
     stored = json.loads(path.read_text()).get("settings") or {}
     if stored != settings:
-        diff = sorted(k for k in settings if stored.get(k) != settings[k])
+        diff = _settings_diff(stored, settings)
         raise ValueError(
             f"{features_dir} was extracted with other settings ({', '.join(diff)} differ): use another out_dir or remove it"
         )
@@ -464,7 +469,7 @@ def merge_feature_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path, 
     for version_dir, manifest in shards:
         settings = {k: v for k, v in manifest["settings"].items() if k != "shard"}
         if settings != base_settings:
-            diff = sorted(k for k in set(settings) | set(base_settings) if settings.get(k) != base_settings.get(k))
+            diff = _settings_diff(settings, base_settings)
             raise ValueError(f"feature shard {version_dir}: other settings than {first_dir} ({', '.join(diff)} differ)")
         if manifest["last_run"]["data_version"] != data_ver:
             raise ValueError(

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import requests
 
 from clipguard import __version__
-from clipguard.config import AlertConfig
+from clipguard.config import AlertConfig, load_config
 from clipguard.monitoring.drift import DriftResult
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ class AlertOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "refused": self.refused}
+
+    def metrics(self) -> dict[str, int]:
+        """The counters a pipeline step logs for this alert."""
+        return {"alerts_delivered": int(self.delivered), "alerts_refused": int(self.refused), "attempts": self.attempts}
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -210,12 +214,15 @@ def report_run_end(
     *,
     run: str = "",
     error: str = "",
+    error_code: int | None = None,
     session: requests.Session | None = None,
 ) -> AlertOutcome:
     """What a pipeline's exit handler does when a run ends: a run that did not succeed sends
-    :func:`pipeline_failure_alert`; one that succeeded resolves that alert (with
-    ``cfg.alertmanager_url``; a webhook receiver cannot be told, and nothing is sent).
-    Never raises (see :func:`send_alert`)."""
+    :func:`pipeline_failure_alert` (``error`` and KFP's ``error_code`` in its description); one
+    that succeeded resolves that alert (with ``cfg.alertmanager_url``; a webhook receiver
+    cannot be told, and nothing is sent). Never raises (see :func:`send_alert`)."""
+    if error_code:
+        error = f"{error} (error code {error_code})".strip()
     alert = pipeline_failure_alert(pipeline, state=state, run=run, error=error, generator_url=cfg.external_url)
     if state == SUCCEEDED:
         return resolve_alert(alert, cfg, pipeline=pipeline, session=session)
@@ -449,6 +456,18 @@ def _deliver(
         return _post(url, payload, cfg, session, fp)
     with requests.Session() as own:
         return _post(url, payload, cfg, own, fp)
+
+
+def run_alert_config(profile: str, overrides: Mapping[str, Any]) -> tuple[AlertConfig, str]:
+    """The alert settings of a run's configuration, and ``""``; when the run's ``overrides``
+    do not load (a run can fail for that very reason), the ``profile``'s own settings and why,
+    so that the failure still reaches someone."""
+    try:
+        return load_config(profile, dict(overrides)).alerts, ""
+    except Exception as exc:  # noqa: BLE001 - a run whose configuration is broken must still page someone
+        return load_config(
+            profile
+        ).alerts, f"its configuration does not load ({exc}): alerting to the {profile!r} profile's target"
 
 
 # --------------------------------------------------------------------------- local receiver

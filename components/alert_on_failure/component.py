@@ -23,20 +23,14 @@ def alert_on_failure(
     """
     import json
 
-    from clipguard.config import load_config
-    from clipguard.monitoring.alerts import report_run_end
+    from clipguard.monitoring.alerts import report_run_end, run_alert_config
 
-    error = status.error_message or ""
-    if status.error_code:
-        error = f"{error} (error code {status.error_code})".strip()
-    try:
-        cfg = load_config(profile, json.loads(overrides_json))
-    except Exception as exc:  # noqa: BLE001 - a run whose configuration is broken must still page someone
-        cfg = load_config(profile)
-        error = f"{error}; its configuration does not load ({exc}): alerting to the {profile!r} profile's target".lstrip("; ")
-    sent = report_run_end(pipeline, status.state, cfg.alerts, run=status.pipeline_job_resource_name or "", error=error)
+    alerts, config_error = run_alert_config(profile, json.loads(overrides_json))
+    error = "; ".join(e for e in (status.error_message or "", config_error) if e)
+    sent = report_run_end(
+        pipeline, status.state, alerts, run=status.pipeline_job_resource_name or "", error=error, error_code=status.error_code
+    )
     print(json.dumps({"state": status.state, **sent.to_dict()}, default=str))
-    metrics.log_metric("alerts_delivered", int(sent.delivered))
-    metrics.log_metric("alerts_refused", int(sent.refused))
-    metrics.log_metric("attempts", sent.attempts)
+    for name, value in sent.metrics().items():
+        metrics.log_metric(name, value)
     return sent.delivered

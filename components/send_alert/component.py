@@ -31,8 +31,8 @@ def send_alert(
     cfg = load_config(profile, json.loads(overrides_json))
     result = DriftResult(**json.loads(Path(drift.path, drift.metadata.get("result_file", "result.json")).read_text()))
     sent = send(result, cfg.alerts, pipeline=pipeline)
-    metrics.log_metric("alerts_delivered", int(sent.delivered))
-    metrics.log_metric("alerts_refused", int(sent.refused))
+    for name, value in sent.metrics().items():
+        metrics.log_metric(name, value)
     Path(outcome.path).write_text(json.dumps(sent.to_dict(), indent=2, default=str))
     outcome.metadata.update(
         {"delivered": sent.delivered, "refused": sent.refused, "attempts": sent.attempts, "reason": sent.reason or ""}

@@ -75,7 +75,8 @@ def test_the_exit_handler_pages_even_when_the_run_config_is_broken(tmp_path: Pat
     (alert,) = inbox.requests[0]["alerts"]
     assert alert["labels"]["pipeline"] == "clipguard-training" and alert["annotations"]["run"] == "runs/42"
     description = alert["annotations"]["description"]
-    assert description.startswith("Task pipeline-run failed. (error code 9); its configuration does not load")
+    assert description.startswith("Task pipeline-run failed.; its configuration does not load")
+    assert description.endswith("(error code 9)")
     assert "no_such_section" in description
 
 
