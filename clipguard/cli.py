@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
 from clipguard.config import Config, load_config, parse_overrides
+
+if TYPE_CHECKING:
+    from clipguard.banks import BankStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="clipguard: multimodal video moderation MLOps.")
 data_app = typer.Typer(no_args_is_help=True, help="Corpus generation, ingestion and the data contract.")
@@ -704,6 +708,146 @@ def registry_rollback(
     _registry_call(rollback, family, cfg=_cfg(ctx))
 
 
+# --------------------------------------------------------------------------- banks
+
+banks_app = typer.Typer(
+    no_args_is_help=True,
+    help="Reference banks (banks.url): create, add, remove, disable / enable, rollout, list, audit.",
+)
+app.add_typer(banks_app, name="banks")
+
+BankName = Annotated[str, typer.Argument(help="bank name")]
+Actor = Annotated[Optional[str], typer.Option(help="who makes the change, recorded as cli:<actor> (default: your user name)")]
+
+
+def _bank_call(ctx: typer.Context, operation: Callable[[BankStore], Any]) -> None:
+    """Run ``operation`` on the configured bank database (``banks.url``) and print its result as JSON."""
+    from clipguard.banks import BankError, BankStore
+
+    store = BankStore.from_config(_cfg(ctx))
+    try:
+        result = operation(store)
+    except (BankError, ValueError) as e:
+        raise _rci_exit(e) from e
+    finally:
+        store.close()
+    _echo([r.to_dict() for r in result] if isinstance(result, list) else result.to_dict())
+
+
+def _cli_actor(actor: Optional[str]) -> str:
+    import getpass
+
+    return f"cli:{actor or getpass.getuser()}"
+
+
+@banks_app.command("create")
+def banks_create(
+    ctx: typer.Context,
+    name: BankName,
+    kind: Annotated[str, typer.Option(help="rci-reference, violation or trend")],
+    rollout: Annotated[float, typer.Option(help="share of queries the bank applies to (0..1)")] = 1.0,
+    disabled: Annotated[bool, typer.Option(help="create it disabled")] = False,
+    actor: Actor = None,
+) -> None:
+    """Create an empty bank."""
+    _bank_call(ctx, lambda s: s.create_bank(name, kind, _cli_actor(actor), rollout=rollout, enabled=not disabled))
+
+
+@banks_app.command("add")
+def banks_add(
+    ctx: typer.Context,
+    name: BankName,
+    csv_path: Annotated[Path, typer.Argument(help="CSV of ref_id,clip_id[,label] (an optional header row)")],
+    actor: Actor = None,
+) -> None:
+    """Add references in bulk; ids already in the bank with the same clip and label are left as they are."""
+    from clipguard.banks import read_references_csv
+
+    try:
+        references = read_references_csv(csv_path)
+    except (OSError, ValueError) as e:
+        raise _rci_exit(e) from e
+    _bank_call(ctx, lambda s: s.add_references(name, references, _cli_actor(actor)))
+
+
+@banks_app.command("remove")
+def banks_remove(
+    ctx: typer.Context,
+    name: BankName,
+    ref_ids: Annotated[list[str], typer.Argument(help="reference ids")],
+    actor: Actor = None,
+) -> None:
+    """Remove references (kept in the database as removed: auditable; re-adding restores them)."""
+    _bank_call(ctx, lambda s: s.remove_references(name, ref_ids, _cli_actor(actor)))
+
+
+@banks_app.command("disable")
+def banks_disable(
+    ctx: typer.Context,
+    name: BankName,
+    ref_ids: Annotated[Optional[list[str]], typer.Argument(help="reference ids (none: disable the whole bank)")] = None,
+    actor: Actor = None,
+) -> None:
+    """Disable references, or the whole bank when no reference is named."""
+    if ref_ids:
+        _bank_call(ctx, lambda s: s.disable_references(name, ref_ids, _cli_actor(actor)))
+    else:
+        _bank_call(ctx, lambda s: s.disable_bank(name, _cli_actor(actor)))
+
+
+@banks_app.command("enable")
+def banks_enable(
+    ctx: typer.Context,
+    name: BankName,
+    ref_ids: Annotated[Optional[list[str]], typer.Argument(help="reference ids (none: enable the whole bank)")] = None,
+    actor: Actor = None,
+) -> None:
+    """Enable references, or the whole bank when no reference is named."""
+    if ref_ids:
+        _bank_call(ctx, lambda s: s.enable_references(name, ref_ids, _cli_actor(actor)))
+    else:
+        _bank_call(ctx, lambda s: s.enable_bank(name, _cli_actor(actor)))
+
+
+@banks_app.command("rollout")
+def banks_rollout(
+    ctx: typer.Context,
+    name: BankName,
+    fraction: Annotated[float, typer.Argument(help="share of queries (0..1), chosen by a stable hash of the query id")],
+    actor: Actor = None,
+) -> None:
+    """Set the staged rollout of a bank."""
+    _bank_call(ctx, lambda s: s.set_rollout(name, fraction, _cli_actor(actor)))
+
+
+@banks_app.command("list")
+def banks_list(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="a bank: list its references (default: list the banks)")] = None,
+    removed: Annotated[bool, typer.Option(help="include removed references")] = False,
+    offset: Annotated[int, typer.Option(min=0, help="references to skip")] = 0,
+    limit: Annotated[int, typer.Option(min=1, help="references to show")] = 100,
+) -> None:
+    """The banks with their counts, or the references of one bank."""
+    if name is None:
+        _bank_call(ctx, lambda s: s.list_banks())
+    else:
+        _bank_call(ctx, lambda s: s.list_references(name, include_removed=removed, offset=offset, limit=limit))
+
+
+@banks_app.command("audit")
+def banks_audit(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="a bank (default: all)")] = None,
+    ref: Annotated[Optional[str], typer.Option(help="only this reference id")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="only this actor (e.g. cli:alice, api:admin)")] = None,
+    action: Annotated[Optional[str], typer.Option(help="only this action (add, remove, disable, set_rollout, ...)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 100,
+) -> None:
+    """The audit log, newest first."""
+    _bank_call(ctx, lambda s: s.audit_log(bank=name, ref_id=ref, actor=actor, action=action, limit=limit))
+
+
 # --------------------------------------------------------------------------- monitoring
 
 monitoring_app = typer.Typer(no_args_is_help=True, help="Drift watch: Evidently reports per traffic period.")
@@ -945,6 +1089,51 @@ def serve(
     cmd = serve_command({"profile": ctx.obj["profile"], **ctx.obj["overrides"]}, host, port)
     console.print(f"serving on http://{host}:{port} (POST /rci/score, /rci/search, /health)")
     os.execv(cmd[0], cmd)
+
+
+reliability_app = typer.Typer(no_args_is_help=True, help="The reliability campaign: bad media through every stage.")
+app.add_typer(reliability_app, name="reliability")
+
+
+@reliability_app.command("run")
+def reliability_run(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="report JSON")] = Path("benchmarks/results/reliability.json"),
+    work: Annotated[Optional[Path], typer.Option(help="scratch folder, emptied first (default <work_dir>/reliability)")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="also write the outcome table as Markdown")] = None,
+    quick: Annotated[bool, typer.Option(help="a 2-minute file instead of the one-hour file")] = False,
+    decode_timeout: Annotated[float, typer.Option(help="media.decode_timeout_s the stages run under")] = 3.0,
+    service: Annotated[bool, typer.Option(help="include the service's upload API (starts BentoML)")] = True,
+) -> None:
+    """Generate the bad-media suite (FFmpeg) and run every file through ingest, validation,
+    feature extraction, ``rci score`` and the service's upload API with random models; write
+    the outcome of every (case, stage), each stage's counts and the one-hour memory profile.
+    Exits 1 when an outcome is not the defined one or a stage's counts do not add up."""
+    import os
+    import platform
+    import sys
+
+    from clipguard.reliability.campaign import markdown_table, run_campaign, write_report
+
+    cfg = _cfg(ctx)
+    overrides = {**ctx.obj["overrides"], "media.decode_timeout_s": decode_timeout}
+    t0 = time.perf_counter()
+    report = run_campaign(work or Path(cfg.work_dir) / "reliability", ctx.obj["profile"] or "local", overrides, quick, service)
+    d = report.to_dict()
+    extra = {
+        "command": " ".join(["clipguard", *sys.argv[1:]]),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_report(report, out, extra)
+    table = markdown_table(d)
+    if markdown is not None:
+        markdown.write_text(table)
+    typer.echo(table)
+    console.print(f"summary: {d['summary']} -> {out}")
+    if not report.ok:
+        console.print(f"[red]{len(report.undefined)} outcome(s) not the defined one, or counts that do not add up[/red]")
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -33,6 +33,12 @@ class MediaConfig(_Section):
     clip_seconds: float = Field(20.0, gt=0, description="clip length, as in the livestream paper")
     clip_overlap_seconds: float = Field(0.0, ge=0)
     min_clip_seconds: float = Field(1.0, gt=0, description="a trailing window shorter than this is merged/dropped by the clipper")
+    decode_timeout_s: float | None = Field(
+        60.0,
+        gt=0,
+        description="time limit of one decode call (a probe, or one clip window): a file that decodes forever or very "
+        "slowly is quarantined as decode_timeout instead of hanging the batch (None: no limit)",
+    )
 
     @model_validator(mode="after")
     def _overlap_lt_clip(self) -> "MediaConfig":
@@ -682,6 +688,27 @@ class ServingConfig(_Section):
     )
 
 
+class BanksConfig(_Section):
+    """Reference banks (clipguard.banks): curated sets of clips a query is matched against
+    (reproduced-content references, violations, trend seeds), in a SQL database.
+
+    Locally the banks live in ``<work_dir>/banks.db`` (SQLite); on a cluster set ``url`` to
+    PostgreSQL (the ``cluster`` profile does). A bank searcher checks its bank's
+    ``content_version`` at most every ``refresh_interval_s`` seconds, on search, and applies
+    what changed without a restart.
+    """
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the bank database, e.g. postgresql+psycopg://user@host:5432/banks; "
+        "None: sqlite:///<work_dir>/banks.db",
+    )
+    refresh_interval_s: float = Field(
+        5.0, ge=0, description="how often a bank searcher checks for a newer content_version (0: on every search)"
+    )
+    max_refs_per_request: int = Field(10_000, ge=1, description="references one banks/add or banks/remove request may carry")
+
+
 class Config(BaseModel):
     """The whole configuration of one run."""
 
@@ -707,6 +734,7 @@ class Config(BaseModel):
     baselines: BaselinesConfig = BaselinesConfig()
     rci: RCIServingConfig = RCIServingConfig()
     serving: ServingConfig = ServingConfig()
+    banks: BanksConfig = BanksConfig()
 
     @field_validator("profile")
     @classmethod

@@ -71,7 +71,8 @@ def chromaprint_pair_scores(root: str | Path, pairs: pd.DataFrame, progress: boo
     Raises:
         KeyError: a pair names a clip that is not an accepted clip of ``root``.
     """
-    from clipguard.encoders.inputs import read_accepted, resolve_media
+    from clipguard.data.schema import resolve_media
+    from clipguard.encoders.inputs import read_accepted
 
     clips = read_accepted(root, "clips").set_index("clip_id")
     needed = sorted(set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))

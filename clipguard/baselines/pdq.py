@@ -314,7 +314,7 @@ def clip_hashes(
     whose media could not be hashed (its hashes are then empty). Only clips missing from the
     cache (or whose window/file changed) are hashed.
     """
-    from clipguard.encoders.inputs import resolve_media
+    from clipguard.data.schema import resolve_media
 
     if method not in HASH_METHODS:
         raise ValueError(f"unknown hash method {method!r} (known: {HASH_METHODS})")

@@ -4,7 +4,10 @@
 it into clip windows with :func:`clipguard.media.clipper.plan_windows`, and writes a clip
 manifest in the contract's schema. Optional metadata (CSV or Parquet, keyed by
 ``video_uri``) supplies titles, OCR/ASR text, labels, timestamps, source and split.
-Files that cannot be probed are not dropped: they are listed, with the reason, in
+Every entry with a video suffix is checked as validation checks media
+(:func:`clipguard.data.validate.inspect_media`: the path stays inside the root, symlinks
+included; size; a probe under ``media.decode_timeout_s``; the duration bounds). Files that
+fail are not dropped: they are listed, with the reason, in
 ``manifests/ingest_quarantine.parquet`` and counted (``in == ingested + quarantined``).
 """
 
@@ -17,8 +20,9 @@ from pathlib import Path
 
 from clipguard.config import Config
 from clipguard.data.schema import CLIP_COLUMNS, CLIPS_FILE, arrow_schema, column_names
+from clipguard.data.validate import inspect_media
 from clipguard.media.clipper import plan_windows
-from clipguard.media.reader import MediaError, probe
+from clipguard.media.reader import MediaError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".flv")
 
@@ -72,7 +76,9 @@ def ingest_videos(
     base = (root / videos_dir).resolve()
     if not base.is_dir():
         raise FileNotFoundError(f"no video folder {base}")
-    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    # every entry with a video suffix counts, not only regular files: a broken symlink, a FIFO or a
+    # link out of the root is quarantined with its reason instead of silently skipped
+    files = sorted(p for p in base.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir())
     meta: dict[str, dict] = {}
     if metadata is not None:
         table = _read_table(Path(metadata))
@@ -83,13 +89,10 @@ def ingest_videos(
     rows, bad = [], []
     for path in track(files, description="probing videos", disable=not progress):
         uri = path.relative_to(root).as_posix()
-        try:
-            info = probe(path)
+        try:  # the same checks as validation: path confined to the root, size, probe, duration bounds
+            info = inspect_media(root, uri, cfg.validation, cfg.media.decode_timeout_s)
         except MediaError as e:
             bad.append({"video_uri": uri, "reason": e.reason, "message": str(e)})
-            continue
-        if info.duration_s <= 0:
-            bad.append({"video_uri": uri, "reason": "duration_out_of_range", "message": f"{uri}: duration 0"})
             continue
         m = meta.get(uri, {})
         ts = m.get("event_timestamp") or datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)

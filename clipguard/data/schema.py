@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from clipguard.media.reader import MediaError
+
 CLIPS_FILE = "manifests/clips.parquet"
 PAIRS_FILE = "manifests/pairs.parquet"
 VALIDATED_DIR = "validated"
@@ -102,6 +104,7 @@ REASONS = {
     "empty_file": "the media file has zero length",
     "oversized_file": "the media file is larger than the upload limit",
     "decode_error": "the media file cannot be opened or decoded",
+    "decode_timeout": "decoding the media took longer than media.decode_timeout_s",
     "no_video_stream": "the media file has no video stream",
     "duration_out_of_range": "the media duration is outside the allowed range",
     "window_beyond_media": "the clip window ends after the media ends",
@@ -112,6 +115,25 @@ REASONS = {
 
 DATA_VERSION_FILE = "data_version"
 """``validated/data_version``: the version validation computed for the accepted manifests."""
+
+
+def resolve_media(root: Path | str, uri: str) -> Path:
+    """A manifest's media path resolved against the data root (symlinks followed); it must stay
+    inside the root.
+
+    Raises :class:`clipguard.media.reader.MediaError`: ``path_outside_root`` (also for a
+    symbolic link that points outside), or ``missing_file`` for a path that cannot be resolved
+    at all (NUL bytes, symlink loops).
+    """
+    root = Path(root).resolve()
+    candidate = Path(uri)
+    try:
+        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # NUL bytes, symlink loops
+        raise MediaError(uri, "missing_file", f"{uri} is not a usable path ({e})") from e
+    if not resolved.is_relative_to(root):
+        raise MediaError(uri, "path_outside_root", f"{uri} resolves outside the data root {root}")
+    return resolved
 
 
 def hash_manifests(validated_dir: Path | str) -> str:

@@ -673,29 +673,21 @@ class _MediaCheck:
     detail: str = ""
 
 
-def _resolve(root: Path, uri: str) -> Path:
-    """``uri`` resolved against ``root`` (symlinks followed); it must stay inside ``root``.
-
-    Raises :class:`MediaError` (``path_outside_root``, or ``missing_file`` for a path that
-    cannot be resolved at all).
-    """
-    candidate = Path(uri)
-    try:
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    except (OSError, RuntimeError, ValueError) as e:  # NUL bytes, symlink loops
-        raise MediaError(uri, "missing_file", f"{uri} is not a usable path ({e})") from e
-    if not resolved.is_relative_to(root):
-        raise MediaError(uri, "path_outside_root", f"{uri} resolves outside the data root {root}")
-    return resolved
+def inspect_media(root: Path, uri: str, vcfg: ValidationConfig, timeout_s: float | None) -> MediaInfo:
+    """Resolve a manifest's media path under ``root`` (:func:`clipguard.data.schema.resolve_media`)
+    and :func:`check_media` it."""
+    return check_media(schema.resolve_media(root, uri), uri, vcfg, timeout_s, where=f" under {root}")
 
 
-def _inspect_media(root: Path, uri: str, vcfg: ValidationConfig) -> MediaInfo:
-    """Resolve, stat and probe one media file; raises :class:`MediaError` with a full detail."""
-    path = _resolve(root, uri)
+def check_media(path: Path, uri: str, vcfg: ValidationConfig, timeout_s: float | None, where: str = "") -> MediaInfo:
+    """Stat and probe one media file (``timeout_s``: the probe's time limit) and check it against
+    the contract's size and duration bounds; raises :class:`MediaError` naming ``uri`` with a full
+    detail. Validation, ingest and the scoring of new media (``rci score``, the service's uploads)
+    all check media with it, so a file gets the same verdict everywhere."""
     try:
         if not path.is_file():
             what = "is not a regular file" if path.exists() else "does not exist"
-            raise MediaError(uri, "missing_file", f"{uri} {what} under {root}")
+            raise MediaError(uri, "missing_file", f"{uri} {what}{where}")
         size = path.stat().st_size
     except OSError as e:
         raise MediaError(uri, "missing_file", f"{uri} cannot be read ({e})") from e
@@ -704,7 +696,7 @@ def _inspect_media(root: Path, uri: str, vcfg: ValidationConfig) -> MediaInfo:
     if size > vcfg.max_file_bytes:
         raise MediaError(uri, "oversized_file", f"{uri} has {size} bytes > max_file_bytes={vcfg.max_file_bytes}")
     try:
-        info = probe(path)
+        info = probe(path, timeout_s=timeout_s)
     except MediaError as e:
         raise MediaError(uri, e.reason, f"{uri}: {e.detail or schema.REASONS.get(e.reason, e.reason)}") from e
     except Exception as e:  # a file the demuxer chokes on in an unforeseen way must not stop the batch
@@ -718,16 +710,16 @@ def _inspect_media(root: Path, uri: str, vcfg: ValidationConfig) -> MediaInfo:
     return info
 
 
-def _check_media(root: Path, uri: str, vcfg: ValidationConfig) -> _MediaCheck:
-    """:func:`_inspect_media` as a value (for the thread pool): the info, or why it is unusable."""
+def _check_media(root: Path, uri: str, vcfg: ValidationConfig, timeout_s: float | None) -> _MediaCheck:
+    """:func:`inspect_media` as a value (for the thread pool): the info, or why it is unusable."""
     try:
-        return _MediaCheck(_inspect_media(root, uri, vcfg))
+        return _MediaCheck(inspect_media(root, uri, vcfg, timeout_s))
     except MediaError as e:
         return _MediaCheck(None, e.reason, e.detail)
 
 
 def _probe_all(
-    root: Path, uris: Sequence[str], vcfg: ValidationConfig, console: Console, progress: bool
+    root: Path, uris: Sequence[str], vcfg: ValidationConfig, timeout_s: float | None, console: Console, progress: bool
 ) -> dict[str, _MediaCheck]:
     """Check each distinct media file once, ``vcfg.probe_workers`` at a time."""
     checks: dict[str, _MediaCheck] = {}
@@ -737,19 +729,21 @@ def _probe_all(
         ThreadPoolExecutor(max_workers=vcfg.probe_workers) as pool,
     ):
         task = bar.add_task("probing media", total=len(uris))
-        futures = {pool.submit(_check_media, root, uri, vcfg): uri for uri in uris}
+        futures = {pool.submit(_check_media, root, uri, vcfg, timeout_s): uri for uri in uris}
         for future in as_completed(futures):
             checks[futures[future]] = future.result()
             bar.advance(task)
     return checks
 
 
-def _apply_media(m: _Manifest, root: Path, vcfg: ValidationConfig, console: Console, progress: bool) -> int:
+def _apply_media(
+    m: _Manifest, root: Path, vcfg: ValidationConfig, timeout_s: float | None, console: Console, progress: bool
+) -> int:
     """Probe the media of the clips still alive, quarantine or flag them; returns files probed."""
     alive = m.alive()
     uri_of, end_of = m.frame["video_uri"].tolist(), m.frame["end_s"].tolist()
     uris = list(dict.fromkeys(uri_of[row] for row in alive))
-    checks = _probe_all(root, uris, vcfg, console, progress)
+    checks = _probe_all(root, uris, vcfg, timeout_s, console, progress)
     infos: dict[int, MediaInfo] = {}
     flags: dict[int, list[str]] = {}
     for row in alive:
@@ -932,7 +926,7 @@ def _media_stats(root: Path, clips_raw: pa.Table) -> dict[str, list[int] | None]
     stats: dict[str, list[int] | None] = {}
     for uri in sorted({str(u).strip() for u in clips_raw.column("video_uri").to_pylist() if u is not None}):
         try:
-            st = _resolve(root, uri).stat()
+            st = schema.resolve_media(root, uri).stat()
         except (MediaError, OSError):
             stats[uri] = None
         else:
@@ -1018,7 +1012,7 @@ def _validate_clips(run: _Run, gx: _Expectations, raw: pa.Table, path: Path) -> 
     if "labels" in m.present:
         gx.check("clip_labels", _label_frame(frame), _label_rules(run.cfg.policy.policies), m)
     run.timer.lap("expectations")
-    probed = _apply_media(m, run.root, run.cfg.validation, run.console, run.progress)
+    probed = _apply_media(m, run.root, run.cfg.validation, run.cfg.media.decode_timeout_s, run.console, run.progress)
     run.timer.lap("media")
     return m, probed
 

@@ -21,7 +21,7 @@ from typing import Literal
 import pandas as pd
 
 from clipguard.config import MediaConfig
-from clipguard.data.schema import VALIDATED_DIR
+from clipguard.data.schema import VALIDATED_DIR, resolve_media
 from clipguard.encoders.text import clip_text
 from clipguard.media.reader import DecodedClip, MediaError, decode_clip
 
@@ -35,16 +35,6 @@ def read_accepted(root: str | Path, which: Literal["clips", "pairs"] = "clips") 
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `clipguard data validate {root}` first")
     return pd.read_parquet(path)
-
-
-def resolve_media(root: str | Path, video_uri: str) -> Path:
-    """``video_uri`` resolved under the data root; :class:`MediaError` if it points outside."""
-    root = Path(root).resolve()
-    uri = Path(video_uri)
-    path = (uri if uri.is_absolute() else root / uri).resolve()
-    if not path.is_relative_to(root):
-        raise MediaError(video_uri, "path_outside_root", f"resolves outside the data root {root}")
-    return path
 
 
 @dataclass(frozen=True)
@@ -70,6 +60,7 @@ def _decode_one(root: Path, row: dict, media: MediaConfig) -> ClipInput:
             fps=media.fps,
             sample_rate=media.sample_rate,
             size=media.frame_size,
+            timeout_s=media.decode_timeout_s,
         )
         return ClipInput(row["clip_id"], text, clip, None, time.perf_counter() - t0)
     except MediaError as e:

@@ -41,9 +41,9 @@ import torch
 
 from clipguard.config import Config
 from clipguard.core.io import atomic_write, link_or_copy, remove_stale_tmp, save_tensors, write_json
-from clipguard.data.schema import data_version
+from clipguard.data.schema import data_version, resolve_media
 from clipguard.encoders.bundle import EncoderBundle
-from clipguard.encoders.inputs import ClipInput, decode_batches, read_accepted, resolve_media
+from clipguard.encoders.inputs import ClipInput, decode_batches, read_accepted
 from clipguard.encoders.runtime import configure_threads
 from clipguard.features.store_format import (
     ARRAYS_DIR,

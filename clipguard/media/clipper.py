@@ -55,8 +55,16 @@ def iter_clips(
     """Decode ``path`` clip by clip (frames at ``media.fps``, 16 kHz mono audio)."""
     media = media or MediaConfig()
     if duration_s is None:
-        duration_s = probe(path).duration_s
+        duration_s = probe(path, timeout_s=media.decode_timeout_s).duration_s
     if duration_s <= 0:
         raise MediaError(path, "duration_out_of_range", f"duration {duration_s}")
     for start, end in plan_windows(duration_s, media.clip_seconds, media.clip_overlap_seconds, media.min_clip_seconds):
-        yield decode_clip(path, start, end, fps=media.fps, sample_rate=media.sample_rate, size=media.frame_size)
+        yield decode_clip(
+            path,
+            start,
+            end,
+            fps=media.fps,
+            sample_rate=media.sample_rate,
+            size=media.frame_size,
+            timeout_s=media.decode_timeout_s,
+        )

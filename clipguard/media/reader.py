@@ -10,12 +10,19 @@ file is therefore read in constant memory, one 20-second clip at a time
 * :func:`read_audio` — 16 kHz mono float32 over ``[start, end)``; silence + flag when the
   file has no audio track.
 * :func:`decode_clip` — both, as a :class:`DecodedClip`.
+
+Every call takes a ``timeout_s`` (``media.decode_timeout_s`` in the callers): a file that
+decodes forever or very slowly raises :class:`MediaError` ``decode_timeout`` once the call
+has run that long, so one bad file costs a bounded time and never hangs a batch. The limit
+is checked between packets and frames (and passed to FFmpeg as the I/O time-out, which
+bounds a read that blocks).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 _AV_TIME_BASE = 1_000_000
+_PROBE_PACKETS_PER_VIDEO = 20
+"""the probe demuxes at most this many packets (of all streams) per video packet it samples"""
 
 
 class MediaError(Exception):
@@ -76,7 +85,30 @@ class DecodedClip:
         return self.end_s - self.start_s
 
 
-def _open(path: str | os.PathLike):
+class _Deadline:
+    """The time limit of one decode call (``timeout_s`` None: no limit)."""
+
+    def __init__(self, path: str | os.PathLike, timeout_s: float | None) -> None:
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s}")
+        self.path = path
+        self.timeout_s = timeout_s
+        self.at = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def left(self) -> float | None:
+        """Seconds left for the next call (None: no limit); raises ``decode_timeout`` when none are."""
+        if self.at is None:
+            return None
+        self.check("decode")
+        return self.at - time.monotonic()
+
+    def check(self, what: str) -> None:
+        """Raise ``decode_timeout`` once the limit has passed (``what``: where it stopped)."""
+        if self.at is not None and time.monotonic() > self.at:
+            raise MediaError(self.path, "decode_timeout", f"{what}: still decoding after the {self.timeout_s:g} s limit")
+
+
+def _open(path: str | os.PathLike, deadline: _Deadline | None = None):
     import av
 
     p = Path(path)
@@ -85,7 +117,7 @@ def _open(path: str | os.PathLike):
     if p.is_file() and p.stat().st_size == 0:
         raise MediaError(path, "empty_file")
     try:
-        return av.open(str(p), mode="r")
+        return av.open(str(p), mode="r", timeout=deadline.left() if deadline is not None else None)
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise MediaError(path, "decode_error", str(e)) from e
 
@@ -98,30 +130,47 @@ def _duration(container, stream) -> float:
     return 0.0
 
 
-def probe(path: str | os.PathLike, vfr_packets: int = 240, vfr_tolerance: float = 0.1) -> MediaInfo:
+def probe(
+    path: str | os.PathLike,
+    vfr_packets: int = 240,
+    vfr_tolerance: float = 0.1,
+    timeout_s: float | None = None,
+    *,
+    _deadline: _Deadline | None = None,
+) -> MediaInfo:
     """Open a media file, check that its first video frame decodes, and describe it.
 
-    Variable frame rate is detected from the first ``vfr_packets`` packet timestamps
-    (demux only): relative spread of the inter-frame gaps above ``vfr_tolerance``.
-    Raises :class:`MediaError` with a reason code for unusable files.
+    Variable frame rate is detected from the first ``vfr_packets`` video packet timestamps
+    (demux only, at most ``20 * vfr_packets`` packets of all streams): relative spread of the inter-frame gaps above ``vfr_tolerance``.
+    Raises :class:`MediaError` with a reason code for unusable files (``decode_timeout``
+    past ``timeout_s``).
     """
     import av
 
     size = Path(path).stat().st_size if Path(path).is_file() else 0
-    with _open(path) as c:
+    deadline = _deadline or _Deadline(path, timeout_s)
+    with _open(path, deadline) as c:
         if not c.streams.video:
             raise MediaError(path, "no_video_stream")
         vs = c.streams.video[0]
         duration = _duration(c, vs)
         pts: list[float] = []
+        first = None
         try:
-            for pkt in c.demux(vs):
-                if pkt.pts is not None and pkt.time_base is not None:
-                    pts.append(float(pkt.pts * pkt.time_base))
-                if len(pts) >= vfr_packets:
+            # one pass, no seek: every stream is demuxed (the container interleaves them), the first
+            # video frame decoded on the way; at most _PROBE_PACKETS_PER_VIDEO packets per video
+            # packet sampled once that frame is out, so a file of tiny packets costs a bounded probe
+            for n, pkt in enumerate(c.demux(), 1):
+                deadline.check("probe")
+                if pkt.stream is vs:
+                    if pkt.pts is not None and pkt.time_base is not None:
+                        pts.append(float(pkt.pts * pkt.time_base))
+                    if first is None:
+                        first = next(iter(pkt.decode()), None)
+                if first is not None and (len(pts) >= vfr_packets or n >= _PROBE_PACKETS_PER_VIDEO * vfr_packets):
                     break
-            c.seek(0)
-            first = next(c.decode(vs), None)
+            if first is None:  # a decoder may hold its first frame until it is flushed
+                first = next(iter(vs.codec_context.decode(None)), None)
         except (av.error.FFmpegError, ValueError) as e:
             raise MediaError(path, "decode_error", str(e)) from e
         if first is None:
@@ -158,13 +207,16 @@ def iter_frames(
     start: float = 0.0,
     end: float | None = None,
     size: int | tuple[int, int] | None = None,
+    timeout_s: float | None = None,
+    *,
+    _deadline: _Deadline | None = None,
 ) -> Iterator[SampledFrame]:
     """Yield frames sampled at ``fps`` over ``[start, end)``, streamed.
 
     The frame for sampling time ``t`` is the last decoded frame whose presentation time is
     ``<= t`` (the first frame if none is), which is correct for constant and variable frame
     rates alike. Only sampled frames are converted to RGB (resized to ``size`` when given:
-    an int for a square, or ``(width, height)``).
+    an int for a square, or ``(width, height)``). ``timeout_s`` bounds the whole iteration.
     """
     import av
 
@@ -172,7 +224,8 @@ def iter_frames(
         raise ValueError("fps must be > 0")
     if isinstance(size, int):
         size = (size, size)
-    with _open(path) as c:
+    deadline = _deadline or _Deadline(path, timeout_s)
+    with _open(path, deadline) as c:
         if not c.streams.video:
             raise MediaError(path, "no_video_stream")
         vs = c.streams.video[0]
@@ -195,6 +248,7 @@ def iter_frames(
 
         try:
             for fr in c.decode(vs):
+                deadline.check(f"video at t={target:.2f}s")
                 if fr.time is None:
                     continue
                 while fr.time > target + 1e-6:
@@ -220,16 +274,20 @@ def read_audio(
     start: float = 0.0,
     end: float | None = None,
     sample_rate: int = 16_000,
+    timeout_s: float | None = None,
+    *,
+    _deadline: _Deadline | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Decode ``[start, end)`` of the first audio track as mono float32 at ``sample_rate``.
 
     Returns ``(samples, has_audio)``; exactly ``round((end - start) * sample_rate)`` samples
     (zero-padded at the end if the track is shorter). A file without an audio track gives
-    silence and ``has_audio=False``.
+    silence and ``has_audio=False``. ``timeout_s`` bounds the call.
     """
     import av
 
-    with _open(path) as c:
+    deadline = _deadline or _Deadline(path, timeout_s)
+    with _open(path, deadline) as c:
         if end is None:
             end = _duration(c, c.streams.video[0] if c.streams.video else c.streams.audio[0])
         n_out = max(0, int(round((end - start) * sample_rate)))
@@ -243,6 +301,7 @@ def read_audio(
         t0: float | None = None
         try:
             for fr in c.decode(a):
+                deadline.check("audio")
                 if fr.time is not None:
                     if fr.time >= end:
                         break
@@ -272,16 +331,19 @@ def decode_clip(
     fps: float = 1.0,
     sample_rate: int = 16_000,
     size: int | tuple[int, int] | None = None,
+    timeout_s: float | None = None,
 ) -> DecodedClip:
-    """Frames sampled at ``fps`` and mono audio of the window ``[start, end)``."""
+    """Frames sampled at ``fps`` and mono audio of the window ``[start, end)``; ``timeout_s``
+    bounds the whole call (probe, frames and audio together)."""
+    deadline = _Deadline(path, timeout_s)
     if end is None:
-        end = probe(path).duration_s
+        end = probe(path, _deadline=deadline).duration_s
     if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
         raise MediaError(path, "bad_window", f"start={start} end={end}")
-    frames = list(iter_frames(path, fps=fps, start=start, end=end, size=size))
+    frames = list(iter_frames(path, fps=fps, start=start, end=end, size=size, _deadline=deadline))
     if not frames:
         raise MediaError(path, "decode_error", f"no frame in window [{start:.2f}, {end:.2f})")
-    audio, has_audio = read_audio(path, start=start, end=end, sample_rate=sample_rate)
+    audio, has_audio = read_audio(path, start=start, end=end, sample_rate=sample_rate, _deadline=deadline)
     return DecodedClip(
         path=str(path),
         start_s=float(start),

@@ -28,12 +28,13 @@ import pandas as pd
 import torch
 
 from clipguard.config import Config
+from clipguard.data.validate import check_media
 from clipguard.encoders.bundle import EncoderBundle
 from clipguard.encoders.inputs import decode_batches
 from clipguard.features.extract import _encode, _settings
 from clipguard.features.store_format import MODALITIES, TokenStore, array_key
 from clipguard.index.faiss_index import progress_bar
-from clipguard.media.reader import MediaError, probe
+from clipguard.media.reader import MediaError
 from clipguard.models.matchlite import ClipFeatures, MatchLiteConfig
 
 __all__ = [
@@ -80,13 +81,15 @@ def extraction_settings(cfg: Config, encoder_version: str) -> dict[str, Any]:
     return _settings(cfg, {"version": encoder_version})
 
 
-def _window(request: MediaRequest, clip_seconds: float) -> tuple[float, float]:
-    """``[start, end)`` of a request: as given, else the first ``clip_seconds`` of the file."""
+def _window(request: MediaRequest, cfg: Config) -> tuple[float, float]:
+    """``[start, end)`` of a request: as given, else the first ``media.clip_seconds`` of the file.
+    The file is checked as validation checks media (size, probe, duration bounds) first."""
+    info = check_media(Path(request.path), str(request.path), cfg.validation, cfg.media.decode_timeout_s)
     start = float(request.start_s or 0.0)
     if request.end_s is not None:
         end = float(request.end_s)
     else:
-        end = min(probe(request.path).duration_s, start + clip_seconds)
+        end = min(info.duration_s, start + cfg.media.clip_seconds)
     if not (np.isfinite(start) and np.isfinite(end)) or start < 0 or end <= start:
         raise MediaError(request.path, "bad_window", f"start={start} end={end}")
     return start, end
@@ -112,7 +115,7 @@ def encode_media(
     rows = []
     for r in requests:
         try:
-            start, end = _window(r, cfg.media.clip_seconds)
+            start, end = _window(r, cfg)
         except MediaError as e:
             out[r.key] = e
             continue

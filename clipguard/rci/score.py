@@ -85,7 +85,7 @@ def _side_error(side: str, e: Any) -> str:
 
 def _resolve(value: str, base: Path, media_root: Path | None) -> Path:
     """The absolute path of a CSV path value; MediaError for an empty value or one outside ``media_root``."""
-    from clipguard.encoders.inputs import resolve_media
+    from clipguard.data.schema import resolve_media
 
     if not value.strip():
         raise MediaError(value, "missing_file", "empty path")

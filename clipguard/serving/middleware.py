@@ -10,7 +10,9 @@ BentoML parses a multipart body completely (into temporary files) before the API
 runs, so a size check in the method alone would still accept gigabytes. This middleware
 answers 413 as soon as a request to a media route declares (``Content-Length``) or streams
 more bytes than the route allows; the method then checks each file against
-``serving.max_upload_bytes``.
+``serving.max_upload_bytes``. It also feeds the body, as it streams, to python-multipart's
+parser (the one Starlette parses forms with) and answers 400 naming the fault at the first
+malformed byte: BentoML would turn Starlette's own 400 for such a body into a 500.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,7 +83,8 @@ class WriteAuthMiddleware:
 
 
 class UploadLimitMiddleware:
-    """Answer 413 to a request whose body exceeds the limit of its route.
+    """Answer 413 to a request whose body exceeds the limit of its route, and 400 to a multipart
+    body that does not parse.
 
     Args:
         app: the wrapped ASGI app.
@@ -94,31 +100,47 @@ class UploadLimitMiddleware:
         if limit is None:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, limit)
+            await _send_json(send, 413, {"error": f"request body exceeds {limit} bytes"})
             return
+        content_type, params = parse_options_header(headers.get(b"content-type", b""))
+        parser = None
+        if content_type == b"multipart/form-data":
+            if not params.get(b"boundary"):
+                await _send_json(send, 400, {"error": "malformed multipart body: no boundary in Content-Type"})
+                return
+            parser = MultipartParser(params[b"boundary"])
 
         received = 0
         rejected = False
 
-        async def limited_receive() -> Message:
+        async def checked_receive() -> Message:
             nonlocal received, rejected
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit and not rejected:
-                    rejected = True
-                    await self._reject(send, limit)
-                    return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or rejected:
+                return message
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            error: tuple[int, str] | None = None
+            if received > limit:
+                error = (413, f"request body exceeds {limit} bytes")
+            elif parser is not None:
+                try:
+                    parser.write(chunk)
+                    if not message.get("more_body", False):
+                        parser.finalize()
+                except MultipartParseError as e:
+                    error = (400, f"malformed multipart body: {e}")
+            if error is not None:
+                rejected = True
+                await _send_json(send, error[0], {"error": error[1]})
+                return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
-            if not rejected:  # the 413 is already out: drop what the app answers to the disconnect
+            if not rejected:  # the 4xx is already out: drop what the app answers to the disconnect
                 await send(message)
 
-        await self.app(scope, limited_receive, guarded_send)
-
-    @staticmethod
-    async def _reject(send: Send, limit: int) -> None:
-        await _send_json(send, 413, {"error": f"request body exceeds {limit} bytes"})
+        await self.app(scope, checked_receive, guarded_send)

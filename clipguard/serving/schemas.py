@@ -9,9 +9,12 @@ one loaded beside the model; ``None`` when the service runs without an index).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from clipguard.banks import BankKind, ReferenceInfo
 
 ClipId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 """A clip id as stored in the feature table (non-empty, at most 256 characters)."""
@@ -92,3 +95,65 @@ class HealthResponse(_Body):
     reloads: int = Field(0, description="models swapped in since start-up")
     score_calls: int = Field(0, description="rci/score batches run (one adaptive batch each)")
     scored_pairs: int = Field(0, description="pairs in those batches (scored_pairs / score_calls = mean batch size)")
+
+
+# --------------------------------------------------------------------------- banks (clipguard.banks)
+
+BankName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+RefId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class ReferenceRequest(_Body):
+    """A reference to add to a bank: its id there, the clip whose embedding is searched, a label (policy)."""
+
+    ref_id: RefId
+    clip_id: ClipId
+    label: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class BankResponse(_Body):
+    """A bank, its settings and reference counts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    kind: BankKind
+    enabled: bool
+    rollout: float = Field(description="share of queries the bank applies to (stable hash of the query id)")
+    content_version: int = Field(description="+1 with every change of the searchable references")
+    created_at: datetime
+    references: int = Field(description="enabled, not removed: what searches see")
+    disabled: int
+    removed: int
+
+
+class BankDetailResponse(BankResponse):
+    """A bank with one page of its references (in the order they were added)."""
+
+    page: list[ReferenceInfo] = Field(description="the references from offset to offset + limit (as stored)")
+
+
+class AuditResponse(_Body):
+    """One audit row: who changed what, and the bank's content_version after it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str = Field(description="api:<X-Clipguard-Actor> for the service's writes, cli:<user> for the CLI's")
+    action: str
+    bank: str
+    ref_id: str | None
+    content_version: int
+    details: dict[str, Any]
+
+
+class BankChangeResponse(_Body):
+    """What a reference operation did: counts by outcome and the bank's content_version after it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    bank: str
+    action: str
+    content_version: int
+    counts: dict[str, int]

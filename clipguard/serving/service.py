@@ -13,7 +13,27 @@ Routes (POST, JSON; every scoring and search response carries ``model_version``,
                         Authorization: Bearer $CLIPGUARD_ADMIN_TOKEN, else 401 / 403)
     /health             {} -> HealthResponse (loading / ready / failed, versions, batch counters)
 
-plus BentoML's ``GET /readyz`` (200 once the model is loaded) and ``GET /livez``.
+plus BentoML's ``GET /readyz`` (200 once the model is loaded) and ``GET /livez``, and the bank
+routes (:mod:`clipguard.banks` on ``banks.url``)::
+
+    /banks/list         {} -> [BankResponse, ...]
+    /banks/get          {"bank"[, "offset", "limit", "include_removed"]} -> BankDetailResponse
+    /banks/audit        {["bank", "ref_id", "actor", "action", "limit"]} -> [AuditResponse, ...] (newest first)
+    /banks/create       {"bank", "kind"[, "rollout", "enabled"]} -> BankResponse
+    /banks/add          {"bank", "references": [{"ref_id", "clip_id"[, "label"]}, ...]} -> BankChangeResponse
+    /banks/remove       {"bank", "ref_ids"} -> BankChangeResponse
+    /banks/disable      {"bank", "ref_ids"} -> BankChangeResponse
+    /banks/enable       {"bank", "ref_ids"} -> BankChangeResponse
+    /banks/disable_bank {"bank"} -> BankResponse (the whole bank off)
+    /banks/enable_bank  {"bank"} -> BankResponse
+    /banks/rollout      {"bank", "rollout"} -> BankResponse
+
+**Writes** (``rci/reload`` and the bank routes that change a bank, :data:`WRITE_ROUTES`) need
+``Authorization: Bearer $CLIPGUARD_ADMIN_TOKEN`` (401 without or with another token; 403 when
+the service has no token). The bank audit names the writer ``api:<name>``, the name from the
+``X-Clipguard-Actor`` header (default ``admin``): the token is what authenticates, the header
+says which holder of it acted. Bank errors: unknown bank or reference 404, a taken name 409, a
+bad kind / rollout / reference 400, the bank database unreachable 503.
 
 **Adaptive batching.** ``rci/score`` is a batchable API: BentoML's dispatcher merges the
 pairs of concurrent requests into one forward pass (at most ``serving.max_batch_size``
@@ -51,6 +71,7 @@ Model reload: the champion alias is polled every ``serving.reload_interval_s`` a
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
@@ -60,16 +81,32 @@ from annotated_types import Ge, Le, Len
 from bentoml.exceptions import BentoMLException
 from pydantic import AfterValidator, StringConstraints
 
+from clipguard.banks import BankDatabaseError, BankError, BankExistsError, BankKind, BankStore, NewReference
 from clipguard.serving.errors import ClipNotFoundError, IncompatibleModelError, ServingError
 from clipguard.serving.middleware import MULTIPART_OVERHEAD_BYTES, UploadLimitMiddleware, WriteAuthMiddleware
 from clipguard.serving.runtime import ServingRuntime, config_from_arguments
-from clipguard.serving.schemas import ClipId, HealthResponse, PairRequest, PairScore, SearchResponse
+from clipguard.serving.schemas import (
+    AuditResponse,
+    BankChangeResponse,
+    BankDetailResponse,
+    BankName,
+    BankResponse,
+    ClipId,
+    HealthResponse,
+    PairRequest,
+    PairScore,
+    ReferenceRequest,
+    RefId,
+    SearchResponse,
+)
 
 CONFIG = config_from_arguments(vars(bentoml.use_arguments()))
 SERVING = CONFIG.serving
 RUNTIME = ServingRuntime(CONFIG)
 """This process's runtime; the service starts it. Module-level so that request validation
 (which runs before a request joins a batch) can check clip ids against the loaded features."""
+BANKS = BankStore.from_config(CONFIG)
+"""The bank database (connected, and its tables created, on the first bank request)."""
 
 IMAGE = (
     bentoml.images.Image(python_version="3.11", lock_python_packages=False)
@@ -91,6 +128,33 @@ def http_error(err: ServingError) -> BentoMLException:
     return BentoMLException(str(err), error_code=HTTPStatus(err.status))
 
 
+def bank_http_error(err: BankError) -> BentoMLException:
+    """The BentoML exception of a refused bank operation: 404 unknown, 409 taken, 503 database, else 400."""
+    if isinstance(err, LookupError):
+        status = HTTPStatus.NOT_FOUND
+    elif isinstance(err, BankExistsError):
+        status = HTTPStatus.CONFLICT
+    elif isinstance(err, BankDatabaseError):
+        status = HTTPStatus.SERVICE_UNAVAILABLE
+    else:
+        status = HTTPStatus.BAD_REQUEST
+    return BentoMLException(str(err), error_code=status)
+
+
+ACTOR_HEADER = "x-clipguard-actor"
+ACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def request_actor(ctx: bentoml.Context) -> str:
+    """``api:<name>`` of a bank write: the ``X-Clipguard-Actor`` header, default ``admin`` (400 if malformed)."""
+    name = ctx.request.headers.get(ACTOR_HEADER, "admin")
+    if not ACTOR_NAME.fullmatch(name):
+        raise BentoMLException(
+            f"{ACTOR_HEADER}: 1-64 letters, digits, '.', '_', '@' or '-', got {name!r}", error_code=HTTPStatus.BAD_REQUEST
+        )
+    return f"api:{name}"
+
+
 def _known_pairs(pairs: list[PairRequest]) -> list[PairRequest]:
     """Request validation: every clip must have cached features (404 naming the unknown ids)."""
     try:
@@ -105,6 +169,9 @@ TopK = Annotated[int, Ge(1), Le(SERVING.max_top_k)]
 DEFAULT_K = min(CONFIG.rci.top_k, SERVING.max_top_k)
 VideoText = Annotated[str, StringConstraints(max_length=CONFIG.validation.max_asr_chars)]
 """Title / OCR / ASR text of an uploaded video, encoded like a stored clip's text."""
+BankRefs = Annotated[list[ReferenceRequest], Len(1, CONFIG.banks.max_refs_per_request)]
+BankRefIds = Annotated[list[RefId], Len(1, CONFIG.banks.max_refs_per_request)]
+PageLimit = Annotated[int, Ge(1), Le(1000)]
 
 
 @bentoml.service(
@@ -130,6 +197,7 @@ class ClipGuard:
     @bentoml.on_shutdown
     def close(self) -> None:
         self.runtime.close()
+        BANKS.close()
 
     @bentoml.api(
         route="/rci/score",
@@ -196,10 +264,140 @@ class ClipGuard:
         """``loading`` / ``ready`` / ``failed``, the versions served, and batch counters."""
         return self.runtime.health()
 
+    @bentoml.api(route="/banks/list")
+    def banks_list(self) -> list[BankResponse]:
+        """Every bank with its settings and reference counts."""
+        try:
+            return [BankResponse.model_validate(b, from_attributes=True) for b in BANKS.list_banks()]
+        except BankError as e:
+            raise bank_http_error(e) from e
+
+    @bentoml.api(route="/banks/get")
+    def banks_get(
+        self, bank: BankName, offset: Annotated[int, Ge(0)] = 0, limit: PageLimit = 100, include_removed: bool = False
+    ) -> BankDetailResponse:
+        """A bank and one page of its references."""
+        try:
+            info = BANKS.get_bank(bank)
+            page = BANKS.list_references(bank, include_removed=include_removed, offset=offset, limit=limit)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankDetailResponse.model_validate({**info.to_dict(), "page": [r.to_dict() for r in page]})
+
+    @bentoml.api(route="/banks/audit")
+    def banks_audit(
+        self,
+        bank: BankName | None = None,
+        ref_id: RefId | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: PageLimit = 100,
+    ) -> list[AuditResponse]:
+        """Audit rows, newest first, filtered by bank, reference, actor and action."""
+        try:
+            rows = BANKS.audit_log(bank=bank, ref_id=ref_id, actor=actor, action=action, limit=limit)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return [AuditResponse.model_validate(r, from_attributes=True) for r in rows]
+
+    @bentoml.api(route="/banks/create")
+    def banks_create(
+        self,
+        ctx: bentoml.Context,
+        bank: BankName,
+        kind: BankKind,
+        rollout: Annotated[float, Ge(0), Le(1)] = 1.0,
+        enabled: bool = True,
+    ) -> BankResponse:
+        """Create an empty bank (admin token)."""
+        try:
+            info = BANKS.create_bank(bank, kind, request_actor(ctx), rollout=rollout, enabled=enabled)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankResponse.model_validate(info, from_attributes=True)
+
+    @bentoml.api(route="/banks/add")
+    def banks_add(self, ctx: bentoml.Context, bank: BankName, references: BankRefs) -> BankChangeResponse:
+        """Add references, idempotently on ref_id (admin token)."""
+        refs = [NewReference(r.ref_id, r.clip_id, r.label) for r in references]
+        try:
+            report = BANKS.add_references(bank, refs, request_actor(ctx))
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankChangeResponse.model_validate(report, from_attributes=True)
+
+    @bentoml.api(route="/banks/remove")
+    def banks_remove(self, ctx: bentoml.Context, bank: BankName, ref_ids: BankRefIds) -> BankChangeResponse:
+        """Remove references (kept as removed rows: auditable) (admin token)."""
+        try:
+            report = BANKS.remove_references(bank, ref_ids, request_actor(ctx))
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankChangeResponse.model_validate(report, from_attributes=True)
+
+    @bentoml.api(route="/banks/disable")
+    def banks_disable(self, ctx: bentoml.Context, bank: BankName, ref_ids: BankRefIds) -> BankChangeResponse:
+        """Disable references (admin token)."""
+        return self._set_enabled(ctx, bank, ref_ids, enabled=False)
+
+    @bentoml.api(route="/banks/enable")
+    def banks_enable(self, ctx: bentoml.Context, bank: BankName, ref_ids: BankRefIds) -> BankChangeResponse:
+        """Enable references (admin token)."""
+        return self._set_enabled(ctx, bank, ref_ids, enabled=True)
+
+    @bentoml.api(route="/banks/disable_bank")
+    def banks_disable_bank(self, ctx: bentoml.Context, bank: BankName) -> BankResponse:
+        """Switch the whole bank off: searches skip it (admin token)."""
+        return self._switch_bank(ctx, bank, enabled=False)
+
+    @bentoml.api(route="/banks/enable_bank")
+    def banks_enable_bank(self, ctx: bentoml.Context, bank: BankName) -> BankResponse:
+        """Switch the whole bank on again (admin token)."""
+        return self._switch_bank(ctx, bank, enabled=True)
+
+    @staticmethod
+    def _switch_bank(ctx: bentoml.Context, bank: str, enabled: bool) -> BankResponse:
+        actor = request_actor(ctx)
+        try:
+            info = BANKS.enable_bank(bank, actor) if enabled else BANKS.disable_bank(bank, actor)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankResponse.model_validate(info, from_attributes=True)
+
+    @staticmethod
+    def _set_enabled(ctx: bentoml.Context, bank: str, ref_ids: list[str], enabled: bool) -> BankChangeResponse:
+        actor = request_actor(ctx)
+        try:
+            report = BANKS.enable_references(bank, ref_ids, actor) if enabled else BANKS.disable_references(bank, ref_ids, actor)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankChangeResponse.model_validate(report, from_attributes=True)
+
+    @bentoml.api(route="/banks/rollout")
+    def banks_rollout(self, ctx: bentoml.Context, bank: BankName, rollout: Annotated[float, Ge(0), Le(1)]) -> BankResponse:
+        """Set the share of queries the bank applies to (admin token)."""
+        try:
+            info = BANKS.set_rollout(bank, rollout, request_actor(ctx))
+        except BankError as e:
+            raise bank_http_error(e) from e
+        return BankResponse.model_validate(info, from_attributes=True)
+
 
 # @bentoml.service turned the class into a bentoml.Service (mypy does not apply class decorators)
-WRITE_ROUTES = frozenset({"/rci/reload"})
-"""Routes that change what the service serves: the admin token is required (WriteAuthMiddleware)."""
+WRITE_ROUTES = frozenset(
+    {
+        "/rci/reload",
+        "/banks/create",
+        "/banks/add",
+        "/banks/remove",
+        "/banks/disable",
+        "/banks/enable",
+        "/banks/disable_bank",
+        "/banks/enable_bank",
+        "/banks/rollout",
+    }
+)
+"""Routes that change what the service serves or its banks: the admin token is required (WriteAuthMiddleware)."""
 ClipGuard.add_asgi_middleware(WriteAuthMiddleware, routes=WRITE_ROUTES)  # type: ignore[attr-defined]
 ClipGuard.add_asgi_middleware(  # type: ignore[attr-defined]
     UploadLimitMiddleware,

@@ -32,3 +32,35 @@ def test_ingest_cuts_videos_into_contract_clips(tmp_path):
     assert df.clip_id.is_unique
     q = pd.read_parquet(r.quarantine)
     assert list(q.video_uri) == ["videos/broken.mp4"] and q.reason.iloc[0] == "decode_error"
+
+
+def test_ingest_counts_links_and_special_files_instead_of_skipping_them(tmp_path):
+    import os
+
+    outside = tmp_path / "elsewhere" / "real.mp4"
+    write_video(outside, ramp_frames(3), fps=1, audio=None)
+    root = tmp_path / "root"
+    vids = root / "videos"
+    write_video(vids / "good.mp4", ramp_frames(3), fps=1, audio=None)
+    (vids / "escape.mp4").symlink_to(outside)  # a link out of the data root
+    (vids / "dangling.mp4").symlink_to(root / "gone.mp4")
+    os.mkfifo(vids / "pipe.mp4")  # opening a FIFO blocks forever: it must never be probed
+
+    r = ingest_videos(root, load_config(), progress=False)
+
+    assert (r.files_in, r.files_ingested, r.files_quarantined) == (4, 1, 3)
+    q = pd.read_parquet(r.quarantine).set_index("video_uri")["reason"].to_dict()
+    assert q == {
+        "videos/escape.mp4": "path_outside_root",
+        "videos/dangling.mp4": "missing_file",
+        "videos/pipe.mp4": "missing_file",
+    }
+
+
+def test_ingest_applies_the_contract_duration_bounds(tmp_path):
+    write_video(tmp_path / "videos" / "blip.mp4", ramp_frames(1), fps=10, audio=None)  # 0.1 s
+
+    r = ingest_videos(tmp_path, load_config(), progress=False)
+
+    assert (r.files_ingested, r.files_quarantined) == (0, 1)
+    assert pd.read_parquet(r.quarantine).reason.tolist() == ["duration_out_of_range"]

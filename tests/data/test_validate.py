@@ -199,9 +199,9 @@ def test_each_video_is_probed_once(tiny_root: TinyRoot, monkeypatch: pytest.Monk
     probed: list[str] = []
     real = v.probe
 
-    def counting_probe(path: Path) -> v.MediaInfo:
+    def counting_probe(path: Path, **kwargs: Any) -> v.MediaInfo:
         probed.append(str(path))
-        return real(path)
+        return real(path, **kwargs)
 
     monkeypatch.setattr(v, "probe", counting_probe)
     run(tiny_root)

@@ -93,3 +93,31 @@ def test_bad_window_rejected(media_dir):
     with pytest.raises(MediaError) as ei:
         decode_clip(media_dir / "av.mp4", start=3.0, end=2.0)
     assert ei.value.reason == "bad_window"
+
+
+@pytest.mark.parametrize("call", ["probe", "frames", "audio", "clip"])
+def test_a_decode_past_its_time_limit_is_a_decode_timeout(media_dir, call):
+    # a limit far below what any decode takes: every call stops with the reason, none hangs
+    path, limit = media_dir / "av.mp4", 1e-6
+    with pytest.raises(MediaError) as e:
+        if call == "probe":
+            probe(path, timeout_s=limit)
+        elif call == "frames":
+            list(iter_frames(path, fps=10.0, timeout_s=limit))
+        elif call == "audio":
+            read_audio(path, timeout_s=limit)
+        else:
+            decode_clip(path, 0.0, 6.0, timeout_s=limit)
+    assert e.value.reason == "decode_timeout" and "limit" in e.value.detail
+
+
+def test_a_generous_time_limit_changes_nothing(media_dir):
+    a = decode_clip(media_dir / "av.mp4", 0.0, 6.0)
+    b = decode_clip(media_dir / "av.mp4", 0.0, 6.0, timeout_s=600.0)
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+    assert probe(media_dir / "vfr.mp4", timeout_s=600.0).variable_frame_rate
+
+
+def test_time_limit_must_be_positive(media_dir):
+    with pytest.raises(ValueError, match="timeout_s"):
+        probe(media_dir / "av.mp4", timeout_s=0)
