@@ -1104,11 +1104,14 @@ def reliability_run(
     quick: Annotated[bool, typer.Option(help="a 2-minute file instead of the one-hour file")] = False,
     decode_timeout: Annotated[float, typer.Option(help="media.decode_timeout_s the stages run under")] = 3.0,
     service: Annotated[bool, typer.Option(help="include the service's upload API (starts BentoML)")] = True,
+    faults: Annotated[bool, typer.Option(help="load the service, kill a worker and change the champion mid-load")] = True,
 ) -> None:
     """Generate the bad-media suite (FFmpeg) and run every file through ingest, validation,
-    feature extraction, ``rci score`` and the service's upload API with random models; write
-    the outcome of every (case, stage), each stage's counts and the one-hour memory profile.
-    Exits 1 when an outcome is not the defined one or a stage's counts do not add up."""
+    feature extraction, ``rci score`` and the service's upload API with random models; then load
+    the service, kill one of its workers and change the champion mid-load. Writes the outcome of
+    every (case, stage), each stage's counts, the one-hour memory profile and the load's answers.
+    Exits 1 when an outcome is not the defined one, a stage's counts do not add up, or an answer
+    under load failed or was wrong."""
     import os
     import platform
     import sys
@@ -1118,7 +1121,9 @@ def reliability_run(
     cfg = _cfg(ctx)
     overrides = {**ctx.obj["overrides"], "media.decode_timeout_s": decode_timeout}
     t0 = time.perf_counter()
-    report = run_campaign(work or Path(cfg.work_dir) / "reliability", ctx.obj["profile"] or "local", overrides, quick, service)
+    report = run_campaign(
+        work or Path(cfg.work_dir) / "reliability", ctx.obj["profile"] or "local", overrides, quick, service, faults and service
+    )
     d = report.to_dict()
     extra = {
         "command": " ".join(["clipguard", *sys.argv[1:]]),
@@ -1131,6 +1136,12 @@ def reliability_run(
         markdown.write_text(table)
     typer.echo(table)
     console.print(f"summary: {d['summary']} -> {out}")
+    if d["faults"]:
+        f = d["faults"]
+        console.print(
+            f"under load: {f['requests']} requests {f['statuses']}, {f['retried']} retried after the worker kill, "
+            f"{f['failed']} failed, {f['wrong']} wrong; the new champion answered {f['first_new_version_s']} s after its promotion"
+        )
     if not report.ok:
         console.print(f"[red]{len(report.undefined)} outcome(s) not the defined one, or counts that do not add up[/red]")
         raise typer.Exit(1)

@@ -94,6 +94,8 @@ class CampaignReport:
     stages: list[StageCounts] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     one_hour: dict[str, Any] = field(default_factory=dict)
+    faults: dict[str, Any] = field(default_factory=dict)
+    """:class:`clipguard.reliability.faults.FaultReport` as a dict (empty: not run)"""
 
     @property
     def undefined(self) -> list[CaseOutcome]:
@@ -101,7 +103,7 @@ class CampaignReport:
 
     @property
     def ok(self) -> bool:
-        return not self.undefined and all(s.balanced for s in self.stages)
+        return not self.undefined and all(s.balanced for s in self.stages) and self.faults.get("ok", True)
 
     def to_dict(self) -> dict[str, Any]:
         crashes = sum(c.outcome.startswith("crash") for c in self.cases) + sum(bool(s.crashed) for s in self.stages)
@@ -121,6 +123,7 @@ class CampaignReport:
             "stages": [{**asdict(s), "balanced": s.balanced} for s in self.stages],
             "cases": [{**asdict(c), "defined": c.defined} for c in self.cases],
             "one_hour": self.one_hour,
+            "faults": self.faults,
         }
 
 
@@ -359,10 +362,13 @@ class _Campaign:
         return observed, StageCounts("service", len(self.cases), ok, refused, lost, time.perf_counter() - t0)
 
 
-def random_models(cfg: Config, out: str | Path, version: str = "ereliability") -> tuple[Path, Path]:
-    """Untrained encoders and a random student of ``cfg``'s sizes, fitted to each other:
-    ``(encoder_dir, student_dir)``. Their scores mean nothing, but every step of the scoring
-    path (decode, encode, score, errors) is the real one, which is what the campaign tests."""
+def random_models(
+    cfg: Config, out: str | Path, version: str = "ereliability", seeds: tuple[int, ...] = (0, 1)
+) -> tuple[Path, list[Path]]:
+    """Untrained encoders and random students (one per seed) of ``cfg``'s sizes, fitted to each
+    other: ``(encoder_dir, student_dirs)``. Their scores mean nothing, but every step of the
+    scoring path (decode, encode, score, errors, versions) is the real one, which is what the
+    campaign tests."""
     import torch
 
     from clipguard.encoders.bundle import EncoderBundle
@@ -373,11 +379,14 @@ def random_models(cfg: Config, out: str | Path, version: str = "ereliability") -
     encoder_dir = bundle.save(out / "encoders" / version, {"version": version})
     dims = {"visual_dim": bundle.vision.token_dim, "audio_dim": bundle.audio.dim, "text_dim": bundle.text.dim}
     models = cfg.models.model_copy(update={"student": cfg.models.student.model_copy(update=dims)})
-    torch.manual_seed(0)
-    student_dir = out / "student"
-    MatchLiteForPairClassification(MatchLiteConfig.from_settings(models)).eval().save_pretrained(student_dir)
-    (student_dir / "training.json").write_text(json.dumps({"features_version": version, "data_version": "dreliability"}))
-    return encoder_dir, student_dir
+    students = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        student_dir = out / f"student-s{seed}"
+        MatchLiteForPairClassification(MatchLiteConfig.from_settings(models)).eval().save_pretrained(student_dir)
+        (student_dir / "training.json").write_text(json.dumps({"features_version": version, "data_version": "dreliability"}))
+        students.append(student_dir)
+    return encoder_dir, students
 
 
 def one_hour_memory(path: Path, cfg: Config, sample_every: int = 10) -> dict[str, Any]:
@@ -415,6 +424,7 @@ def run_campaign(
     overrides: Mapping[str, Any] | None = None,
     quick: bool = False,
     with_service: bool = True,
+    faults: bool = True,
     cases: tuple[MediaCase, ...] = CASES,
     stage_timeout_s: float = 900.0,
     request_timeout_s: float = 120.0,
@@ -425,7 +435,9 @@ def run_campaign(
     ``media.decode_timeout_s`` is the decode time limit the stages run under. The models are
     :func:`random_models` of that configuration. ``with_service`` starts the BentoML service
     (:func:`clipguard.serving.launch.local_server`) on the campaign's features for the upload
-    stage. ``work`` is emptied first.
+    stage and, with ``faults``, runs :func:`clipguard.reliability.faults.service_under_faults`
+    on the campaign's features (a worker killed and the champion changed under load). ``work``
+    is emptied first.
     """
     from clipguard.config import load_config
     from clipguard.serving.launch import local_server
@@ -435,7 +447,8 @@ def run_campaign(
         shutil.rmtree(work)
     overrides = {"work_dir": str(work / "runs"), **dict(overrides or {})}
     cfg = load_config(profile, overrides)
-    encoder_dir, student_dir = random_models(cfg, work / "models")
+    encoder_dir, students = random_models(cfg, work / "models")
+    student_dir = students[0]
     camp = _Campaign(work, cfg, cases, stage_timeout_s)
     camp.files = build_suite(camp.root / MEDIA_DIR, quick=quick, cases=cases)
     good_video(camp.root / CONTROL)
@@ -463,6 +476,12 @@ def run_campaign(
         }
         with local_server(arguments, work / "service.log") as server:
             camp.run_stage("service", lambda: camp.service(server.url, request_timeout_s))
+        if faults:
+            from clipguard.reliability.faults import service_under_faults
+
+            camp.report.faults = service_under_faults(
+                work / "faults", profile, overrides, students, camp.features_dir, encoder_dir.name
+            ).to_dict()
     hour = next((c for c in cases if c.name == "one_hour"), None)
     if hour is not None:
         camp.report.one_hour = one_hour_memory(camp.files[hour.name], cfg)

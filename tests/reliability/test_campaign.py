@@ -52,3 +52,13 @@ def test_the_markdown_table_names_every_case_and_stage(report: CampaignReport, t
     table = markdown_table(report.to_dict())
     assert all(c.name in table for c in CASES) and "| *lost* | 0 | 0 | 0 | 0 | 0 |" in table
     assert "!" not in table  # every outcome the defined one
+
+
+def test_a_killed_worker_and_a_champion_change_under_load_cost_no_answer(report: CampaignReport) -> None:
+    f = report.faults
+    assert f["requests"] > 100 and set(f["statuses"]) <= {"200", "429", "503"}
+    assert f["failed"] == 0 and f["wrong"] == 0  # every 200 has the score of the version it names
+    assert f["killed_worker"] in f["workers_before"] and f["killed_worker"] not in f["workers_after"]
+    old, new = f["settings"]["old_version"], f["settings"]["new_version"]
+    assert set(f["versions"]) == {old, new} and f["last_versions"] == [new]
+    assert f["ok"]
