@@ -74,9 +74,17 @@ from clipguard.serving.model import (
     parse_model_uri,
     resolve_registry_version,
 )
-from clipguard.serving.schemas import Candidate, HealthResponse, PairScore, SearchResponse
+from clipguard.serving.schemas import (
+    BankMatchResponse,
+    BankSearchResponse,
+    Candidate,
+    HealthResponse,
+    PairScore,
+    SearchResponse,
+)
 
 if TYPE_CHECKING:
+    from clipguard.banks import BankSearcher, BankStore
     from clipguard.index.faiss_index import ClipIndex
 
 log = logging.getLogger(__name__)
@@ -170,6 +178,8 @@ class ServingRuntime:
         self.reloads = 0
         self.score_calls = 0
         self.scored_pairs = 0
+        self._bank_searchers: dict[tuple[str, str], BankSearcher] = {}
+        self._bank_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -487,6 +497,42 @@ class ServingRuntime:
         if ref.embedding is None:
             raise ClipNotFoundError([clip_id])
         return self._search(served, clip_id, served.reader.read({clip_id: ref})[clip_id], ref.embedding, k)
+
+    def bank_search(self, store: BankStore, bank: str, clip_id: str, k: int) -> BankSearchResponse:
+        """The ``k`` references of ``bank`` nearest to stored clip ``clip_id``.
+
+        One :class:`clipguard.banks.BankSearcher` per bank and served feature version, built on
+        the first search (its references' embeddings from the served features) and brought up to
+        the bank's ``content_version`` by the searcher itself (every ``banks.refresh_interval_s``):
+        bank changes reach searches without a restart.
+
+        Raises:
+            ClipNotFoundError: unknown ``clip_id``; BankError: unknown bank, a reference whose
+                clip has no served features, the bank database unreachable.
+        """
+        from clipguard.banks import BankSearcher, ClipEmbeddings
+
+        served = self.served
+        ref = served.source.require([clip_id])[clip_id]
+        if ref.embedding is None:
+            raise ClipNotFoundError([clip_id])
+        key = (bank, str(served.source.root))
+        with self._bank_lock:
+            searcher = self._bank_searchers.get(key)
+            if searcher is None:
+                embeddings = ClipEmbeddings.from_features(served.source.root)
+                searcher = BankSearcher.from_config(self.cfg, bank, embeddings, store)
+                self._bank_searchers[key] = searcher
+        found = searcher.search(np.asarray(ref.embedding, dtype=np.float32)[None], [clip_id], k)
+        return BankSearchResponse(
+            bank=bank,
+            content_version=found.content_version,
+            applied=found.applied[0],
+            matches=[BankMatchResponse(**vars(m)) for m in found.matches[0]],
+            model_version=served.model.version,
+            encoder_version=served.source.encoder_version,
+            data_version=served.model.student.data_version,
+        )
 
     def search_media(self, video: Path, k: int, text: str = "") -> SearchResponse:
         """The ``k`` clips of the index most similar to an uploaded video, each scored.

@@ -157,3 +157,21 @@ class BankChangeResponse(_Body):
     action: str
     content_version: int
     counts: dict[str, int]
+
+
+class BankMatchResponse(_Body):
+    """A reference of a bank found for a query clip: cosine similarity of their clip embeddings."""
+
+    ref_id: str
+    clip_id: str
+    label: str | None
+    similarity: float
+
+
+class BankSearchResponse(Versions):
+    """The references of one bank nearest to a stored clip, at the bank's ``content_version``."""
+
+    bank: str
+    content_version: int = Field(description="the bank version the searched index holds")
+    applied: bool = Field(description="False: the bank is disabled, or this query is outside its rollout")
+    matches: list[BankMatchResponse] = Field(description="best first (empty when not applied)")

@@ -19,6 +19,8 @@ routes (:mod:`clipguard.banks` on ``banks.url``)::
     /banks/list         {} -> [BankResponse, ...]
     /banks/get          {"bank"[, "offset", "limit", "include_removed"]} -> BankDetailResponse
     /banks/audit        {["bank", "ref_id", "actor", "action", "limit"]} -> [AuditResponse, ...] (newest first)
+    /banks/search       {"bank", "clip_id"[, "k"]} -> BankSearchResponse (the bank's nearest references to a
+                        stored clip, at the bank's current content_version: changes need no restart)
     /banks/create       {"bank", "kind"[, "rollout", "enabled"]} -> BankResponse
     /banks/add          {"bank", "references": [{"ref_id", "clip_id"[, "label"]}, ...]} -> BankChangeResponse
     /banks/remove       {"bank", "ref_ids"} -> BankChangeResponse
@@ -91,6 +93,7 @@ from clipguard.serving.schemas import (
     BankDetailResponse,
     BankName,
     BankResponse,
+    BankSearchResponse,
     ClipId,
     HealthResponse,
     PairRequest,
@@ -283,6 +286,16 @@ class ClipGuard:
         except BankError as e:
             raise bank_http_error(e) from e
         return BankDetailResponse.model_validate({**info.to_dict(), "page": [r.to_dict() for r in page]})
+
+    @bentoml.api(route="/banks/search")
+    def banks_search(self, bank: BankName, clip_id: ClipId, k: TopK = DEFAULT_K) -> BankSearchResponse:
+        """The references of a bank nearest to a stored clip (the bank's current version, no restart)."""
+        try:
+            return self.runtime.bank_search(BANKS, bank, clip_id, k)
+        except BankError as e:
+            raise bank_http_error(e) from e
+        except ServingError as e:
+            raise http_error(e) from e
 
     @bentoml.api(route="/banks/audit")
     def banks_audit(

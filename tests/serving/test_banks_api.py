@@ -36,7 +36,12 @@ def bank_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankStore]:
 
 @pytest.fixture(scope="module")
 def server(pair_world: ServingWorld, bank_db: BankStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    arguments = {**pair_world.arguments, "banks.url": bank_db.url, "banks.max_refs_per_request": 3}
+    arguments = {
+        **pair_world.arguments,
+        "banks.url": bank_db.url,
+        "banks.max_refs_per_request": 3,
+        "banks.refresh_interval_s": 0,  # every search checks the bank's version
+    }
     log = tmp_path_factory.mktemp("bank-server") / "server.log"
     with local_server(arguments, log, env={"CLIPGUARD_ADMIN_TOKEN": ADMIN_TOKEN}) as s:
         yield s
@@ -112,3 +117,30 @@ def test_bank_errors_are_4xx_naming_the_problem(server: LocalServer, bank_db: Ba
     assert bad_actor.status_code == 400 and "x-clipguard-actor" in bad_actor.text
     assert bank_db.get_bank("errs").enabled and [a.action for a in bank_db.audit_log("errs")] == ["create_bank"]
     assert "other" not in {b.name for b in bank_db.list_banks()}
+
+
+def test_bank_search_follows_changes_without_a_restart(server: LocalServer, pair_world: ServingWorld) -> None:
+    a, b, c = pair_world.clip_ids[:3]
+    assert post(server, "/banks/create", {"bank": "live", "kind": "rci-reference"}, AUTH).status_code == 200
+    refs = [{"ref_id": f"ref-{x}", "clip_id": x, "label": "copy"} for x in (a, b)]
+    assert post(server, "/banks/add", {"bank": "live", "references": refs}, AUTH).status_code == 200
+
+    found = post(server, "/banks/search", {"bank": "live", "clip_id": a, "k": 5}).json()
+    assert found["applied"] and found["content_version"] == 1 and found["model_version"]
+    assert [m["ref_id"] for m in found["matches"]][0] == f"ref-{a}" and found["matches"][0]["similarity"] > 0.99
+    assert {m["ref_id"] for m in found["matches"]} == {f"ref-{a}", f"ref-{b}"}
+
+    assert post(server, "/banks/disable", {"bank": "live", "ref_ids": [f"ref-{a}"]}, AUTH).status_code == 200
+    assert (
+        post(server, "/banks/add", {"bank": "live", "references": [{"ref_id": f"ref-{c}", "clip_id": c}]}, AUTH).status_code
+        == 200
+    )
+    after = post(server, "/banks/search", {"bank": "live", "clip_id": a, "k": 5}).json()
+    assert after["content_version"] == 3
+    assert {m["ref_id"] for m in after["matches"]} == {f"ref-{b}", f"ref-{c}"}  # no restart: disabled out, new in
+
+    assert post(server, "/banks/disable_bank", {"bank": "live"}, AUTH).status_code == 200
+    off = post(server, "/banks/search", {"bank": "live", "clip_id": a}).json()
+    assert off["applied"] is False and off["matches"] == []
+    assert post(server, "/banks/search", {"bank": "nope", "clip_id": a}).status_code == 404
+    assert post(server, "/banks/search", {"bank": "live", "clip_id": "no-such-clip"}).status_code == 404
