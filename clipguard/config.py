@@ -317,6 +317,11 @@ class RegistryConfig(_Section):
         None, description="new experiments' artifact root; None: <work_dir>/mlartifacts (server default for http)"
     )
     experiment: str = Field("clipguard", description="MLflow experiment of clipguard runs")
+    http_retries: int = Field(
+        3, ge=0, description="retries of a request to an MLflow tracking server (MLflow's own default is 7, ~4 minutes)"
+    )
+    http_backoff_factor: int = Field(1, ge=0, description="exponential backoff between those retries (s: 1, 2, 4, ...)")
+    http_timeout_s: float = Field(30.0, gt=0, description="time-out of one request to the tracking server")
     models: dict[str, str] = Field(
         default_factory=lambda: {
             "teacher": "clipguard-teacher",

@@ -55,6 +55,39 @@ class RegistryError(Exception):
     """Base class of the registry's errors (the CLI prints them without a traceback)."""
 
 
+class RegistryUnavailableError(RegistryError):
+    """The MLflow tracking server did not answer, after ``registry.http_retries`` retries."""
+
+
+def apply_http_settings(cfg: Config) -> None:
+    """Bound MLflow's requests to a tracking server by ``cfg.registry`` (retries, backoff,
+    time-out): MLflow reads its ``MLFLOW_HTTP_REQUEST_*`` variables at every request."""
+    reg = cfg.registry
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(reg.http_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(reg.http_backoff_factor)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(max(1, round(reg.http_timeout_s))))
+
+
+@contextlib.contextmanager
+def tracking_server_errors(uri: str, cfg: Config) -> Iterator[None]:
+    """Turn MLflow's failure to reach ``uri`` (a connection or time-out error under its
+    ``MlflowException``) into :class:`RegistryUnavailableError` naming the server and the tries."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, requests.exceptions.RequestException):
+            tries = cfg.registry.http_retries + 1
+            raise RegistryUnavailableError(
+                f"the MLflow tracking server {uri} did not answer ({tries} tries, {cfg.registry.http_timeout_s:g} s each): "
+                f"{type(cause).__name__}"
+            ) from e
+        raise
+
+
 # --------------------------------------------------------------------------- where
 
 
@@ -100,9 +133,11 @@ def configure_tracking(cfg: Config | None = None) -> TrackingSetup:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    apply_http_settings(cfg)
     client = mlflow.MlflowClient()
     name = cfg.registry.experiment
-    experiment = client.get_experiment_by_name(name)
+    with tracking_server_errors(uri, cfg):
+        experiment = client.get_experiment_by_name(name)
     if experiment is None:
         location = _artifact_location(cfg, uri)
         try:

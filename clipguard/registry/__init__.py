@@ -15,6 +15,7 @@ See ``model_registry/README.md`` for the workflow.
 from clipguard.core.tracking import (
     Lineage,
     RegistryError,
+    RegistryUnavailableError,
     TrackingSetup,
     configure_tracking,
     log_json,
@@ -54,6 +55,7 @@ __all__ = [
     "PolicyError",
     "PromotionRefusedError",
     "RegistryError",
+    "RegistryUnavailableError",
     "RegistryState",
     "RollbackError",
     "TrackingSetup",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clipguard.config import Config
-from clipguard.core.tracking import resolve_tracking_uri
+from clipguard.core.tracking import apply_http_settings, resolve_tracking_uri, tracking_server_errors
 
 if TYPE_CHECKING:
     from clipguard.rci.student import LoadedStudent
@@ -71,9 +71,12 @@ def resolve_registry_version(ref: ModelRef, cfg: Config) -> str | None:
 
     from clipguard.rci.student import ModelNotFoundError
 
-    client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(cfg))
+    uri = resolve_tracking_uri(cfg)
+    apply_http_settings(cfg)
+    client = mlflow.MlflowClient(tracking_uri=uri)
     try:
-        return str(client.get_model_version_by_alias(ref.registry_name, ref.alias).version)
+        with tracking_server_errors(uri, cfg):
+            return str(client.get_model_version_by_alias(ref.registry_name, ref.alias).version)
     except MlflowException as e:
         raise ModelNotFoundError(f"{ref.uri}: {e.message}") from e
 
