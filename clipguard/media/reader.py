@@ -141,7 +141,8 @@ def probe(
     """Open a media file, check that its first video frame decodes, and describe it.
 
     Variable frame rate is detected from the first ``vfr_packets`` video packet timestamps
-    (demux only, at most ``20 * vfr_packets`` packets of all streams): relative spread of the inter-frame gaps above ``vfr_tolerance``.
+    (demux only, at most ``20 * vfr_packets`` packets of all streams): relative spread of the
+    inter-frame gaps above ``vfr_tolerance``.
     Raises :class:`MediaError` with a reason code for unusable files (``decode_timeout``
     past ``timeout_s``).
     """
