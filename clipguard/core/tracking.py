@@ -132,7 +132,14 @@ def configure_tracking(cfg: Config | None = None) -> TrackingSetup:
     uri = resolve_tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI; left there, a later configuration
+    # without registry.tracking_uri (another work_dir) would resolve to this store, not its own
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     apply_http_settings(cfg)
     client = mlflow.MlflowClient()
     name = cfg.registry.experiment

@@ -18,7 +18,6 @@ After the promotion the champion must take over: the last answers all name the n
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -114,6 +113,7 @@ def service_under_faults(
     from clipguard.config import load_config
     from clipguard.features.store_format import read_clip_features
     from clipguard.registry import Lineage, log_model, promote, registered_model_name
+    from clipguard.registry.register import STUDENT_LOADER
     from clipguard.serving.launch import local_server
 
     work = Path(work)
@@ -133,9 +133,9 @@ def service_under_faults(
         logged = log_model(
             "student",
             d / "model.safetensors",
-            json.loads((d / "config.json").read_text()),
+            d / "config.json",
             cfg=cfg,
-            loader="clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained",
+            loader=STUDENT_LOADER,
             metrics={"threshold": 0.5},
             lineage=Lineage(encoder_version=encoder_version),
         )

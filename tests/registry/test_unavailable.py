@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -52,3 +53,17 @@ def test_the_cli_prints_it_without_a_traceback(dead_server: str, tmp_path: Path)
     ]
     result = CliRunner().invoke(app, [*args, "--set", f"work_dir={tmp_path}", "registry", "promote", "--version", "1", "--force"])
     assert result.exit_code == 1 and "did not answer" in result.output and "Traceback" not in result.output
+
+
+def test_configuring_one_store_does_not_leak_into_the_next_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri exports $MLFLOW_TRACKING_URI: a second work_dir in the same process
+    must still get its own SQLite store, not the first one's (which may be gone by then)."""
+    from clipguard.core.tracking import configure_tracking, resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = load_config("local", {"work_dir": str(tmp_path / "a")})
+    second = load_config("local", {"work_dir": str(tmp_path / "b")})
+    assert configure_tracking(first).tracking_uri.endswith("/a/mlflow.db")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert resolve_tracking_uri(second).endswith("/b/mlflow.db")
+    assert configure_tracking(second).tracking_uri.endswith("/b/mlflow.db")

@@ -255,13 +255,14 @@ def registry_world(
 
 def _register(cfg, student_dir: Path, threshold: float) -> str:
     from clipguard.registry import Lineage, log_model
+    from clipguard.registry.register import STUDENT_LOADER
 
     version = log_model(
         "student",
         student_dir / "model.safetensors",
-        json.loads((student_dir / "config.json").read_text()),
+        student_dir / "config.json",
         cfg=cfg,
-        loader="clipguard.models.matchlite:MatchLiteForPairClassification.from_pretrained",
+        loader=STUDENT_LOADER,
         metrics={"threshold": threshold},
         lineage=Lineage(encoder_version="e000test"),
     )
