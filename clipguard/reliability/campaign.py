@@ -135,6 +135,15 @@ def _verdict(outcomes: list[str]) -> str:
     return distinct[0] if len(distinct) == 1 else "mixed:" + "|".join(distinct)
 
 
+def _by_case(case_of: Mapping[str, str], items: list[tuple[str, str, str]]) -> dict[str, tuple[str, int, str]]:
+    """Per case, from ``(clip_id, outcome, detail)`` of its windows: the verdict, the window
+    count and the first detail."""
+    per_case: dict[str, list[tuple[str, str]]] = {}
+    for clip_id, outcome, detail in items:
+        per_case.setdefault(case_of[str(clip_id)], []).append((outcome, detail))
+    return {name: (_verdict([o for o, _ in v]), len(v), next((d for _, d in v if d), "")) for name, v in per_case.items()}
+
+
 def _reason(reasons: Any) -> str:
     """The first reason code of a quarantine row's reasons (a list of ``code[:column]``, or a
     ``code: message`` string)."""
@@ -256,16 +265,12 @@ class _Campaign:
         res = validate_manifests(self.root, self.cfg, force=True, progress=False)
         accepted = pd.read_parquet(res.clips_path)
         refused = pd.read_parquet(res.clips_quarantine_path) if res.clips_quarantine_path.is_file() else pd.DataFrame()
-        case_of = self._case_of_clip()
-        per_case: dict[str, list[tuple[str, str]]] = {}
+        items = []
         for row in accepted.to_dict("records"):
             flags = sorted(row["flags"]) if row.get("flags") is not None else []
-            per_case.setdefault(case_of[row["clip_id"]], []).append(("flagged:" + ":".join(flags) if flags else "accepted", ""))
-        for row in refused.to_dict("records"):
-            per_case.setdefault(case_of[str(row["clip_id"])], []).append(
-                (f"quarantined:{_reason(row['reasons'])}", str(row["message"]))
-            )
-        observed = {name: (_verdict([o for o, _ in v]), len(v), next((d for _, d in v if d), "")) for name, v in per_case.items()}
+            items.append((row["clip_id"], "flagged:" + ":".join(flags) if flags else "accepted", ""))
+        items += [(r["clip_id"], f"quarantined:{_reason(r['reasons'])}", str(r["message"])) for r in refused.to_dict("records")]
+        observed = _by_case(self._case_of_clip(), items)
         n_in = len(self.windows) if self.windows is not None else 0
         lost = n_in - len(accepted) - len(refused)
         c = res.clips
@@ -290,12 +295,9 @@ class _Campaign:
         qpath = res.features_dir / QUARANTINE_FILE
         refused = pd.read_parquet(qpath) if qpath.is_file() else pd.DataFrame(columns=["clip_id", "reason", "message"])
         case_of = self._case_of_clip()
-        per_case: dict[str, list[tuple[str, str]]] = {}
-        for cid in done["clip_id"]:
-            per_case.setdefault(case_of[cid], []).append(("accepted", ""))
-        for row in refused.to_dict("records"):
-            per_case.setdefault(case_of[row["clip_id"]], []).append((f"quarantined:{row['reason']}", str(row["message"])))
-        observed = {name: (_verdict([o for o, _ in v]), len(v), next((d for _, d in v if d), "")) for name, v in per_case.items()}
+        items = [(cid, "accepted", "") for cid in done["clip_id"]]
+        items += [(r["clip_id"], f"quarantined:{r['reason']}", str(r["message"])) for r in refused.to_dict("records")]
+        observed = _by_case(case_of, items)
         lost = len(case_of) - len(done) - len(refused)
         counts = StageCounts(
             "extract", res.n_in, res.n_extracted + res.n_skipped, res.n_quarantined, lost, time.perf_counter() - t0

@@ -73,7 +73,9 @@ Model reload: the champion alias is polled every ``serving.reload_interval_s`` a
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
@@ -142,6 +144,15 @@ def bank_http_error(err: BankError) -> BentoMLException:
     else:
         status = HTTPStatus.BAD_REQUEST
     return BentoMLException(str(err), error_code=status)
+
+
+@contextlib.contextmanager
+def bank_errors() -> Iterator[None]:
+    """Every bank route's error mapping: a :class:`BankError` raised inside becomes :func:`bank_http_error`."""
+    try:
+        yield
+    except BankError as e:
+        raise bank_http_error(e) from e
 
 
 ACTOR_HEADER = "x-clipguard-actor"
@@ -270,30 +281,25 @@ class ClipGuard:
     @bentoml.api(route="/banks/list")
     def banks_list(self) -> list[BankResponse]:
         """Every bank with its settings and reference counts."""
-        try:
+        with bank_errors():
             return [BankResponse.model_validate(b, from_attributes=True) for b in BANKS.list_banks()]
-        except BankError as e:
-            raise bank_http_error(e) from e
 
     @bentoml.api(route="/banks/get")
     def banks_get(
         self, bank: BankName, offset: Annotated[int, Ge(0)] = 0, limit: PageLimit = 100, include_removed: bool = False
     ) -> BankDetailResponse:
         """A bank and one page of its references."""
-        try:
+        with bank_errors():
             info = BANKS.get_bank(bank)
             page = BANKS.list_references(bank, include_removed=include_removed, offset=offset, limit=limit)
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankDetailResponse.model_validate({**info.to_dict(), "page": [r.to_dict() for r in page]})
 
     @bentoml.api(route="/banks/search")
     def banks_search(self, bank: BankName, clip_id: ClipId, k: TopK = DEFAULT_K) -> BankSearchResponse:
         """The references of a bank nearest to a stored clip (the bank's current version, no restart)."""
         try:
-            return self.runtime.bank_search(BANKS, bank, clip_id, k)
-        except BankError as e:
-            raise bank_http_error(e) from e
+            with bank_errors():
+                return self.runtime.bank_search(BANKS, bank, clip_id, k)
         except ServingError as e:
             raise http_error(e) from e
 
@@ -307,10 +313,8 @@ class ClipGuard:
         limit: PageLimit = 100,
     ) -> list[AuditResponse]:
         """Audit rows, newest first, filtered by bank, reference, actor and action."""
-        try:
+        with bank_errors():
             rows = BANKS.audit_log(bank=bank, ref_id=ref_id, actor=actor, action=action, limit=limit)
-        except BankError as e:
-            raise bank_http_error(e) from e
         return [AuditResponse.model_validate(r, from_attributes=True) for r in rows]
 
     @bentoml.api(route="/banks/create")
@@ -323,29 +327,23 @@ class ClipGuard:
         enabled: bool = True,
     ) -> BankResponse:
         """Create an empty bank (admin token)."""
-        try:
+        with bank_errors():
             info = BANKS.create_bank(bank, kind, request_actor(ctx), rollout=rollout, enabled=enabled)
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankResponse.model_validate(info, from_attributes=True)
 
     @bentoml.api(route="/banks/add")
     def banks_add(self, ctx: bentoml.Context, bank: BankName, references: BankRefs) -> BankChangeResponse:
         """Add references, idempotently on ref_id (admin token)."""
         refs = [NewReference(r.ref_id, r.clip_id, r.label) for r in references]
-        try:
+        with bank_errors():
             report = BANKS.add_references(bank, refs, request_actor(ctx))
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankChangeResponse.model_validate(report, from_attributes=True)
 
     @bentoml.api(route="/banks/remove")
     def banks_remove(self, ctx: bentoml.Context, bank: BankName, ref_ids: BankRefIds) -> BankChangeResponse:
         """Remove references (kept as removed rows: auditable) (admin token)."""
-        try:
+        with bank_errors():
             report = BANKS.remove_references(bank, ref_ids, request_actor(ctx))
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankChangeResponse.model_validate(report, from_attributes=True)
 
     @bentoml.api(route="/banks/disable")
@@ -371,28 +369,22 @@ class ClipGuard:
     @staticmethod
     def _switch_bank(ctx: bentoml.Context, bank: str, enabled: bool) -> BankResponse:
         actor = request_actor(ctx)
-        try:
+        with bank_errors():
             info = BANKS.enable_bank(bank, actor) if enabled else BANKS.disable_bank(bank, actor)
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankResponse.model_validate(info, from_attributes=True)
 
     @staticmethod
     def _set_enabled(ctx: bentoml.Context, bank: str, ref_ids: list[str], enabled: bool) -> BankChangeResponse:
         actor = request_actor(ctx)
-        try:
+        with bank_errors():
             report = BANKS.enable_references(bank, ref_ids, actor) if enabled else BANKS.disable_references(bank, ref_ids, actor)
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankChangeResponse.model_validate(report, from_attributes=True)
 
     @bentoml.api(route="/banks/rollout")
     def banks_rollout(self, ctx: bentoml.Context, bank: BankName, rollout: Annotated[float, Ge(0), Le(1)]) -> BankResponse:
         """Set the share of queries the bank applies to (admin token)."""
-        try:
+        with bank_errors():
             info = BANKS.set_rollout(bank, rollout, request_actor(ctx))
-        except BankError as e:
-            raise bank_http_error(e) from e
         return BankResponse.model_validate(info, from_attributes=True)
 
 
